@@ -1,0 +1,41 @@
+# Quick start: `make dev` (UI on http://127.0.0.1:3000) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_PLATFORM_HOME ?= $(CURDIR)/.data
+DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
+export DATA_PLATFORM_HOME DAGSTER_HOME
+
+.PHONY: install dev demo test bench mlflow-ui catalog clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m data_platform demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+catalog: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m data_platform catalog
+
+clean:
+	rm -rf $(DATA_PLATFORM_HOME)

