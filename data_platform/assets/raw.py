@@ -34,14 +34,20 @@ DESCRIPTIONS = {
 }
 
 
-def _with_ingestion(context: AssetExecutionContext, read) -> pd.DataFrame:
-    """Rows from `read()` stamped with ingestion time and run id; a bad file fails without retries."""
-    try:
-        frame = read()
-    except SourceError as error:
-        # Retrying cannot fix a bad file; the message names it and what is wrong.
-        raise Failure(description=str(error), allow_retries=False) from error
-    return frame.assign(_ingested_at=pd.Timestamp.now(tz="UTC"), _run_id=context.run.run_id)
+def ingest_days(conn, source: SourceResource, table: str, first: dt.date, last: dt.date, run_id: str) -> int:
+    """Replace days first..last of raw.<table> with what the source has; returns rows written."""
+    frame = source.read_daily(table, first, last)
+    frame = frame.assign(_ingested_at=pd.Timestamp.now(tz="UTC"), _run_id=run_id)
+    conn.register("incoming", frame)
+    with transaction(conn):
+        replace_days(conn, RAW_CONTRACTS[table], "SELECT * FROM incoming", [], first, last)
+    conn.unregister("incoming")
+    return len(frame)
+
+
+def _failing_without_retry(error: SourceError) -> Failure:
+    # Retrying cannot fix a bad file; the message names it and what is wrong.
+    return Failure(description=str(error), allow_retries=False)
 
 
 def _raw_daily_asset(table: str) -> AssetsDefinition:
@@ -63,16 +69,16 @@ def _raw_daily_asset(table: str) -> AssetsDefinition:
     def raw_daily(context: AssetExecutionContext, warehouse: DuckDBResource, source: SourceResource) -> MaterializeResult:
         first, last = run_days(context)
         context.log.info(f"reading {table} {first}..{last} from {source.describe()}")
-        frame = _with_ingestion(context, lambda: source.read_daily(table, first, last))
         with warehouse.get_connection() as conn:
-            conn.register("incoming", frame)
-            with transaction(conn):
-                replace_days(conn, contract, "SELECT * FROM incoming", [], first, last)
+            try:
+                rows = ingest_days(conn, source, table, first, last, context.run.run_id)
+            except SourceError as error:
+                raise _failing_without_retry(error) from error
             stats = partition_stats(conn, contract, first, last)
         record_partitions(context, stats)
-        context.log.info(f"wrote {len(frame):,} rows of raw.{table} for {len(stats)} day(s)")
+        context.log.info(f"wrote {rows:,} rows of raw.{table} for {len(stats)} day(s)")
         return MaterializeResult(
-            metadata={"rows_in_run": len(frame), "source": source.describe()},
+            metadata={"rows_in_run": rows, "source": source.describe()},
             data_version=combined_version(stats),
         )
 
@@ -94,7 +100,11 @@ def _raw_reference_asset(table: str) -> AssetsDefinition:
         metadata=table_definition_metadata(contract),
     )
     def raw_reference(context: AssetExecutionContext, warehouse: DuckDBResource, source: SourceResource) -> MaterializeResult:
-        frame = _with_ingestion(context, lambda: source.read_reference(table))
+        try:
+            frame = source.read_reference(table)
+        except SourceError as error:
+            raise _failing_without_retry(error) from error
+        frame = frame.assign(_ingested_at=pd.Timestamp.now(tz="UTC"), _run_id=context.run.run_id)
         with warehouse.get_connection() as conn:
             conn.register("incoming", frame)
             with transaction(conn):
