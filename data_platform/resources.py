@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dagster_duckdb import DuckDBResource
-
 from data_platform import settings
 from data_platform.sources import SourceResource
+from data_platform.warehouse import WarehouseResource
 
 
 def build_resources() -> dict:
     return {
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path())),
+        "warehouse": WarehouseResource(database=str(settings.warehouse_path())),
         "source": SourceResource(
             landing_dir=settings.landing_dir(), sample_fraction=settings.sample_fraction()
         ),

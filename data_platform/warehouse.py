@@ -14,10 +14,27 @@ from typing import Iterator
 
 import pandas as pd
 import pandera.pandas as pa
+from dagster_duckdb import DuckDBResource
 
 from data_platform.contracts import ddl
 
 EMPTY_VERSION = "empty"
+
+
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's resource, closing its connection also when the asset code raises.
+
+    The stock context manager closes only on success; a failed step would keep the file open
+    (and locked) in a long-lived process until garbage collection.
+    """
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        conn = super().get_connection().__enter__()
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandera.pandas as pa
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
-from dagster_duckdb import DuckDBResource
+from data_platform.warehouse import WarehouseResource
 
 from data_platform import contracts
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
@@ -194,7 +194,7 @@ def _cleaned_asset(spec: CleaningSpec) -> AssetsDefinition:
         deps=[AssetKey(["raw", spec.table])],
         metadata=table_definition_metadata(spec.cleaned),
     )
-    def cleaned(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
+    def cleaned(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         first, last = run_days(context)
         with warehouse.get_connection() as conn:
             outcome = clean_range(conn, spec, first, last, context.run.run_id)

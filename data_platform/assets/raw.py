@@ -14,7 +14,7 @@ from dagster import (
     RetryPolicy,
     asset,
 )
-from dagster_duckdb import DuckDBResource
+from data_platform.warehouse import WarehouseResource
 
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.partitions import daily_partitions, run_days, single_run
@@ -66,7 +66,7 @@ def _raw_daily_asset(table: str) -> AssetsDefinition:
         pool="duckdb",
         metadata=table_definition_metadata(contract),
     )
-    def raw_daily(context: AssetExecutionContext, warehouse: DuckDBResource, source: SourceResource) -> MaterializeResult:
+    def raw_daily(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource) -> MaterializeResult:
         first, last = run_days(context)
         context.log.info(f"reading {table} {first}..{last} from {source.describe()}")
         with warehouse.get_connection() as conn:
@@ -99,7 +99,7 @@ def _raw_reference_asset(table: str) -> AssetsDefinition:
         pool="duckdb",
         metadata=table_definition_metadata(contract),
     )
-    def raw_reference(context: AssetExecutionContext, warehouse: DuckDBResource, source: SourceResource) -> MaterializeResult:
+    def raw_reference(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource) -> MaterializeResult:
         try:
             frame = source.read_reference(table)
         except SourceError as error:
