@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import duckdb
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance
 
 from data_platform.runner import materialize_days
-from data_platform.settings import warehouse_path
+from data_platform.settings import PROJECT_ROOT, home_path, warehouse_path
+
+
+def ensure_dagster_home() -> None:
+    """Default DAGSTER_HOME to $DATA_PLATFORM_HOME/dagster with the project's dagster.yaml, as `make` does."""
+    if os.environ.get("DAGSTER_HOME"):
+        return
+    dagster_home = home_path("dagster")
+    dagster_home.mkdir(exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
 
 
 def run_demo(first: str, last: str) -> int:
+    ensure_dagster_home()
     started = time.monotonic()
     with DagsterInstance.get() as instance:
         print(f"materializing every asset for {first}..{last} in one run (Dagster home {instance.root_directory})")
