@@ -50,22 +50,24 @@ def _failing_without_retry(error: SourceError) -> Failure:
     return Failure(description=str(error), allow_retries=False)
 
 
-def _raw_daily_asset(table: str) -> AssetsDefinition:
-    contract = RAW_CONTRACTS[table]
-
-    @asset(
+def _raw_asset_args(table: str) -> dict:
+    return dict(
         key=["raw", table],
         group_name="raw",
         description=DESCRIPTIONS[table],
         owners=[OWNER],
         kinds={"duckdb", "csv"},
         code_version=CODE_VERSION,
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
         retry_policy=SOURCE_RETRY,
         pool="duckdb",
-        metadata=table_definition_metadata(contract),
+        metadata=table_definition_metadata(RAW_CONTRACTS[table]),
     )
+
+
+def _raw_daily_asset(table: str) -> AssetsDefinition:
+    contract = RAW_CONTRACTS[table]
+
+    @asset(**_raw_asset_args(table), partitions_def=daily_partitions, backfill_policy=single_run)
     def raw_daily(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource) -> MaterializeResult:
         first, last = run_days(context)
         context.log.info(f"reading {table} {first}..{last} from {source.describe()}")
@@ -88,17 +90,7 @@ def _raw_daily_asset(table: str) -> AssetsDefinition:
 def _raw_reference_asset(table: str) -> AssetsDefinition:
     contract = RAW_CONTRACTS[table]
 
-    @asset(
-        key=["raw", table],
-        group_name="raw",
-        description=DESCRIPTIONS[table],
-        owners=[OWNER],
-        kinds={"duckdb", "csv"},
-        code_version=CODE_VERSION,
-        retry_policy=SOURCE_RETRY,
-        pool="duckdb",
-        metadata=table_definition_metadata(contract),
-    )
+    @asset(**_raw_asset_args(table))
     def raw_reference(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource) -> MaterializeResult:
         try:
             frame = source.read_reference(table)
