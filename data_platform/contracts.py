@@ -257,3 +257,92 @@ def column_schema(schema: pa.DataFrameSchema) -> TableSchema:
             for name, col in schema.columns.items()
         ]
     )
+
+
+# --- features: point-in-time flight features with the label (see data_platform/assets/features.py)
+
+def _rate(description: str) -> pa.Column:
+    return column("DOUBLE", description + " Share of completed flights with arr_delay > 15; missing without history.",
+                  checks=[pa.Check.in_range(0.0, 1.0)])
+
+
+def _weather_known_at_cutoff(frame) -> bool:
+    """Weather is never observed after the flight's cut-off (2 h before scheduled departure)."""
+    observed = frame["weather_observed_at"]
+    return bool((observed.isna() | (observed <= frame["cutoff_utc"])).all())
+
+
+def _cutoff_two_hours_before(frame) -> bool:
+    import pandas as pd
+
+    return bool((frame["sched_dep_utc"] - frame["cutoff_utc"] == pd.Timedelta(hours=2)).all())
+
+
+FEATURES = pa.DataFrameSchema(
+    name="features.flight_features",
+    description=(
+        "One row per completed flight: what is known 2 hours before scheduled departure, and the label "
+        "is_delayed (arr_delay > 15 min). Cancelled and diverted flights are excluded."
+    ),
+    unique=["day", "carrier", "flight", "origin"],
+    checks=[
+        pa.Check(_weather_known_at_cutoff, error="weather observed after the cut-off"),
+        pa.Check(_cutoff_two_hours_before, error="cut-off is not 2 h before scheduled departure"),
+    ],
+    columns={
+        "day": partition_day("Partition: local scheduled departure date."),
+        "carrier": column("VARCHAR", "Two-letter carrier code (feature).", False),
+        "flight": column("INTEGER", "Flight number (key, not a feature).", False),
+        "origin": column("VARCHAR", "Origin airport (feature).", False),
+        "dest": column("VARCHAR", "Destination airport (feature).", False),
+        "tailnum": column("VARCHAR", "Plane tail number (not a feature); missing stays missing."),
+        "sched_dep_utc": column("TIMESTAMPTZ", "Scheduled departure (UTC).", False),
+        "cutoff_utc": column("TIMESTAMPTZ", "Prediction time: scheduled departure minus 2 hours (UTC).", False),
+        "distance": column("DOUBLE", "Route distance in miles.", False, [pa.Check.gt(0)]),
+        "sched_dep_hour": column("INTEGER", "Scheduled departure hour, local.", False, [pa.Check.in_range(0, 23)]),
+        "sched_dep_minute_of_day": column("INTEGER", "Scheduled departure, minutes after local midnight.", False,
+                                          [pa.Check.in_range(0, 1439)]),
+        "sched_arr_minute_of_day": column("INTEGER", "Scheduled arrival, minutes after local midnight at destination.",
+                                          checks=[pa.Check.in_range(0, 1439)]),
+        "day_of_week": column("INTEGER", "ISO day of week of the flight date (1 = Monday).", False,
+                              [pa.Check.in_range(1, 7)]),
+        "day_of_year": column("INTEGER", "Day of year of the flight date.", False, [pa.Check.in_range(1, 366)]),
+        "month": column("INTEGER", "Month of the flight date.", False, [pa.Check.in_range(1, 12)]),
+        "days_to_holiday": column("INTEGER", "Days to the nearest US federal holiday (either side).", False,
+                                  [pa.Check.ge(0)]),
+        "origin_departures_in_hour": column("INTEGER", "Scheduled departures at the origin in the same local hour "
+                                            "(published schedule, cancelled flights included).", False, [pa.Check.gt(0)]),
+        "plane_age": column("INTEGER", "Flight year minus year manufactured; missing when unknown."),
+        "plane_seats": column("INTEGER", "Seats of the plane; missing when the tailnum is unknown.", checks=[pa.Check.gt(0)]),
+        "plane_engines": column("INTEGER", "Number of engines; missing when the tailnum is unknown."),
+        "plane_engine": column("VARCHAR", "Engine type; missing when the tailnum is unknown."),
+        "weather_observed_at": column("TIMESTAMPTZ", "Time of the origin weather observation used: the last one at "
+                                      "or before the cut-off, missing when older than 6 h."),
+        "wx_temp": column("DOUBLE", "Origin temperature (°F) at the last observation before the cut-off."),
+        "wx_dewp": column("DOUBLE", "Origin dew point (°F), last observation before the cut-off."),
+        "wx_humid": column("DOUBLE", "Origin relative humidity (%), last observation before the cut-off."),
+        "wx_wind_dir": column("DOUBLE", "Origin wind direction (degrees), last observation before the cut-off."),
+        "wx_wind_speed": column("DOUBLE", "Origin wind speed (mph), last observation before the cut-off."),
+        "wx_wind_gust": column("DOUBLE", "Origin gust speed (mph), last observation before the cut-off."),
+        "wx_precip": column("DOUBLE", "Origin precipitation (in), last observation before the cut-off."),
+        "wx_pressure": column("DOUBLE", "Origin sea level pressure (mb), last observation before the cut-off."),
+        "wx_visib": column("DOUBLE", "Origin visibility (mi), last observation before the cut-off."),
+        "wx_age_minutes": column("INTEGER", "Minutes between that observation and the cut-off.",
+                                 checks=[pa.Check.in_range(0, 360)]),
+        "carrier_origin_delay_rate_7d": _rate("Carrier x origin, days D-7..D-1."),
+        "carrier_origin_flights_7d": column("INTEGER", "Completed carrier x origin flights in days D-7..D-1.", False,
+                                            [pa.Check.ge(0)]),
+        "carrier_delay_rate_7d": _rate("Carrier, days D-7..D-1."),
+        "origin_delay_rate_1d": _rate("Origin, day D-1."),
+        "origin_delay_rate_7d": _rate("Origin, days D-7..D-1."),
+        "origin_cancel_rate_1d": column("DOUBLE", "Share of cancelled departures at the origin on day D-1.",
+                                        checks=[pa.Check.in_range(0.0, 1.0)]),
+        "dest_delay_rate_7d": _rate("Destination, days D-7..D-1."),
+        "flight_delay_rate_28d": _rate("Same carrier, flight number and origin, days D-28..D-1."),
+        "flight_flights_28d": column("INTEGER", "Completed flights of the same flight number in days D-28..D-1.", False,
+                                     [pa.Check.ge(0)]),
+        "is_delayed": column("BOOLEAN", "Label: arrived more than 15 minutes late (arr_delay > 15).", False),
+    },
+)
+
+CONTRACTS[FEATURES.name] = FEATURES

@@ -1,0 +1,141 @@
+"""Point-in-time correctness of features/flight_features, proven by perturbing real data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+
+from data_platform import contracts
+from data_platform.assets import features as F
+from data_platform.runner import materialize_days
+from data_platform_tests.ml_fixtures import seeded_home, seeded_warehouse  # noqa: F401  (fixtures)
+
+FEATURES = ["features/flight_features"]
+D1, D2 = dt.date(2013, 1, 9), dt.date(2013, 1, 10)
+# Weather observed after this instant is perturbed: the cut-offs of D2's flights fall on both sides.
+WEATHER_CUT = pd.Timestamp("2013-01-10 17:00", tz="UTC")
+
+
+def _features(warehouse) -> pd.DataFrame:
+    with warehouse() as conn:
+        frame = conn.execute("SELECT * FROM features.flight_features ORDER BY day, carrier, flight, origin").df()
+    return frame.set_index(["day", "carrier", "flight", "origin"])
+
+
+def _perturb(path) -> None:
+    """Change everything a D1/D2 feature must not depend on, keeping which flights completed."""
+    with duckdb.connect(str(path)) as conn:
+        # Every day after D2: outcomes, schedules and weather change, some flights vanish.
+        conn.execute(
+            """
+            UPDATE cleaned.flights SET arr_delay = arr_delay + 300, dep_delay = dep_delay + 300,
+                   distance = distance + 1, sched_arr_time = 100
+            WHERE day > ?
+            """, [D2])
+        conn.execute("DELETE FROM cleaned.flights WHERE day > ? AND flight % 2 = 0", [D2])
+        conn.execute("UPDATE cleaned.weather SET temp = -40, visib = 0, precip = 5 WHERE day > ?", [D2])
+        # D2 itself: the flights' own outcomes (departure, arrival, air time) change; the label may.
+        conn.execute(
+            """
+            UPDATE cleaned.flights SET dep_delay = dep_delay + 120, arr_delay = -arr_delay,
+                   dep_time = (dep_time % 2400) + 1, arr_time = (arr_time % 2400) + 1, air_time = air_time + 30
+            WHERE day = ? AND NOT cancelled
+            """, [D2])
+        # Weather observed after WEATHER_CUT (the rest of D2 and the days after).
+        conn.execute(
+            "UPDATE cleaned.weather SET temp = temp + 50, visib = 0.1, wind_speed = 80, pressure = 900, "
+            "humid = 5 WHERE observed_at > ?", [WEATHER_CUT])
+
+
+def test_features_ignore_the_future_and_the_flights_own_outcome(seeded_home, instance, resources, warehouse):
+    materialize_days(FEATURES, D1, D2, instance=instance, resources=resources)
+    before = _features(warehouse)
+    assert set(before.index.get_level_values("day").date) == {D1, D2}
+
+    _perturb(seeded_home / "warehouse.duckdb")
+    materialize_days(FEATURES, D1, D2, instance=instance, resources=resources)
+    after = _features(warehouse)
+
+    assert before.index.equals(after.index), "the set of completed flights must not change"
+    on_d1 = before.index.get_level_values("day").date == D1
+    # D1: nothing of D2 or later may matter, not even for its label.
+    pd.testing.assert_frame_equal(before[on_d1], after[on_d1])
+
+    d2_before, d2_after = before[~on_d1], after[~on_d1]
+    known = d2_before["cutoff_utc"] <= WEATHER_CUT
+    assert known.sum() > 100 and (~known).sum() > 100, "the weather cut must split D2's flights"
+    feature_columns = [c for c in d2_before.columns if c != F.LABEL]
+    # Flights whose cut-off is before the perturbed weather: every feature identical.
+    pd.testing.assert_frame_equal(d2_before.loc[known, feature_columns], d2_after.loc[known, feature_columns])
+    # Their label follows their own arrival (arr_delay was negated), so it changed for many.
+    assert (d2_before.loc[known, F.LABEL] != d2_after.loc[known, F.LABEL]).mean() > 0.1
+    # Later cut-offs see the perturbed weather: the perturbation reaches the features at all.
+    sees_perturbed = d2_after["weather_observed_at"] > WEATHER_CUT
+    assert sees_perturbed.sum() > 100
+    assert (d2_before.loc[sees_perturbed, "wx_temp"] != d2_after.loc[sees_perturbed, "wx_temp"]).all()
+
+
+def test_weather_is_observed_at_or_before_the_cutoff_and_never_in_the_flights_hour(seeded_home, instance, resources, warehouse):
+    materialize_days(FEATURES, "2013-01-08", "2013-01-14", instance=instance, resources=resources)
+    frame = _features(warehouse).reset_index()
+    observed = frame["weather_observed_at"].dropna()
+    assert len(observed) > 0.95 * len(frame)
+    cutoff = frame.loc[observed.index, "cutoff_utc"]
+    assert (observed <= cutoff).all()
+    own_hour = frame.loc[observed.index, "sched_dep_utc"].dt.floor("h")
+    assert (observed < own_hour).all()
+    assert (frame["sched_dep_utc"] - frame["cutoff_utc"] == pd.Timedelta(hours=F.CUTOFF_HOURS)).all()
+
+
+def test_outcomes_are_never_features_and_the_lists_match_the_contract():
+    columns = set(contracts.FEATURES.columns)
+    assert not set(F.FORBIDDEN) & set(F.FEATURES)
+    assert not {"dep_delay", "arr_delay", "dep_time", "arr_time", "air_time"} & columns
+    assert set(F.FEATURES) <= columns and F.LABEL in columns and set(F.FLIGHT_KEY) <= columns
+    assert len(F.FEATURES) == len(set(F.FEATURES))
+    assert contracts.CONTRACTS["features.flight_features"] is contracts.FEATURES
+
+
+def test_trailing_rates_use_earlier_days_and_exclusions_are_counted(seeded_home, instance, resources, warehouse):
+    result = materialize_days(FEATURES, "2013-01-01", "2013-01-09", instance=instance, resources=resources)
+    with warehouse() as conn:
+        expected = conn.execute(
+            """
+            SELECT avg((arr_delay > 15)::INTEGER) FROM cleaned.flights
+            WHERE day BETWEEN '2013-01-02' AND '2013-01-08' AND carrier = 'UA' AND origin = 'EWR'
+              AND NOT cancelled AND NOT diverted
+            """).fetchone()[0]
+        got = conn.execute(
+            "SELECT DISTINCT carrier_origin_delay_rate_7d FROM features.flight_features "
+            "WHERE day = '2013-01-09' AND carrier = 'UA' AND origin = 'EWR'").fetchall()
+        first_day = conn.execute(
+            "SELECT count(*), count(origin_delay_rate_7d) FROM features.flight_features WHERE day = '2013-01-01'"
+        ).fetchone()
+        excluded = conn.execute(
+            "SELECT count(*) FILTER (WHERE cancelled), count(*) FILTER (WHERE diverted) FROM cleaned.flights "
+            "WHERE day = '2013-01-05'").fetchone()
+        missing_tail = conn.execute(
+            "SELECT count(*), count(plane_seats) FROM features.flight_features WHERE tailnum IS NULL").fetchone()
+    assert got == [(pytest.approx(expected),)]
+    assert first_day[0] > 0 and first_day[1] == 0, "the first day has no history, so no rates"
+    assert missing_tail[1] == 0
+    metadata = {
+        event.event_specific_data.materialization.partition: event.event_specific_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert metadata["2013-01-05"]["cancelled_excluded"].value == excluded[0]
+    assert metadata["2013-01-05"]["diverted_excluded"].value == excluded[1]
+    assert excluded[0] > 0
+
+
+def test_features_refuse_days_without_cleaned_flights(seeded_home, instance, resources, warehouse):
+    result = materialize_days(FEATURES, "2013-01-20", "2013-01-23", instance=instance, resources=resources,
+                              raise_on_error=False)
+    assert not result.success
+    with warehouse() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'flight_features'"
+        ).fetchone()[0] == 0
