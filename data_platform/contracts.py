@@ -346,3 +346,42 @@ FEATURES = pa.DataFrameSchema(
 )
 
 CONTRACTS[FEATURES.name] = FEATURES
+
+
+# --- ml: daily predictions of the champion model and its daily performance (data_platform/assets/ml.py)
+
+PREDICTIONS = pa.DataFrameSchema(
+    name="ml.delay_predictions",
+    description="Probability that each completed flight arrives more than 15 minutes late, by the champion model.",
+    unique=["day", "carrier", "flight", "origin"],
+    columns={
+        "day": partition_day("Partition: local scheduled departure date."),
+        "carrier": column("VARCHAR", "Two-letter carrier code.", False),
+        "flight": column("INTEGER", "Flight number.", False),
+        "origin": column("VARCHAR", "Origin airport.", False),
+        "probability": column("DOUBLE", "Predicted probability of arr_delay > 15.", False,
+                              [pa.Check.in_range(0.0, 1.0)]),
+        "model_name": column("VARCHAR", "Registered MLflow model name.", False),
+        "model_version": column("VARCHAR", "Registered model version that scored the flight.", False),
+    },
+)
+
+PERFORMANCE = pa.DataFrameSchema(
+    name="ml.model_performance",
+    description="Daily quality of the stored predictions against the labels of that day.",
+    unique=["day"],
+    columns={
+        "day": partition_day("Partition: local scheduled departure date."),
+        "model_version": column("VARCHAR", "Model version(s) that scored the day.", False),
+        "flights": column("INTEGER", "Scored flights with a label.", False, [pa.Check.ge(0)]),
+        "roc_auc": column("DOUBLE", "ROC AUC; missing when the day has one class only.", checks=[pa.Check.in_range(0.0, 1.0)]),
+        "log_loss": column("DOUBLE", "Log loss.", checks=[pa.Check.ge(0.0)]),
+        "brier": column("DOUBLE", "Brier score.", checks=[pa.Check.in_range(0.0, 1.0)]),
+        "predicted_positive_rate": column("DOUBLE", "Mean predicted probability.", checks=[pa.Check.in_range(0.0, 1.0)]),
+        "actual_positive_rate": column("DOUBLE", "Share of flights that arrived more than 15 min late.",
+                                       checks=[pa.Check.in_range(0.0, 1.0)]),
+    },
+)
+
+for _contract in (PREDICTIONS, PERFORMANCE):
+    CONTRACTS[_contract.name] = _contract

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from data_platform import settings
+from data_platform.mlflow_store import MlflowStore
 from data_platform.sources import SourceResource
 from data_platform.warehouse import WarehouseResource
 
@@ -13,4 +14,5 @@ def build_resources() -> dict:
         "source": SourceResource(
             landing_dir=settings.landing_dir(), sample_fraction=settings.sample_fraction()
         ),
+        "mlflow": MlflowStore.from_env(),
     }

@@ -1,0 +1,155 @@
+"""Training set snapshots: immutable, content-addressed Parquet files of feature rows.
+
+The rows a model trains on (a window of feature partitions) are written once to
+`$DATA_PLATFORM_HOME/snapshots/<digest>.parquet`. The digest is a SHA-256 over every row (MLflow's
+own dataset digest hashes only the first 10,000) after putting the frame in its canonical form:
+contract column order, contract dtypes, rows sorted by the flight key. It is the training set's
+version: MLflow records it as the input dataset's digest, and reading a snapshot verifies it.
+
+`load_champion_reference(mlflow)` returns the champion model's training snapshot (the reference for
+drift monitoring), or None while no model is champion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from data_platform import contracts
+from data_platform.settings import home_path
+
+SNAPSHOT_DIR = "snapshots"
+KEY = ["day", "carrier", "flight", "origin"]  # the flight key (features.FLIGHT_KEY)
+# Tags and params the model run records, read back to find a run's snapshots.
+TRAINING_DIGEST_TAG = "training_set.digest"
+TRAINING_PATH_TAG = "training_set.path"
+HOLDOUT_DIGEST_TAG = "holdout_set.digest"
+HOLDOUT_PATH_TAG = "holdout_set.path"
+
+
+class SnapshotError(Exception):
+    """A snapshot that is missing or whose content no longer matches its digest."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    digest: str
+    rows: int
+
+
+def canonical(frame: pd.DataFrame, contract=contracts.FEATURES) -> pd.DataFrame:
+    """The frame in contract column order and dtypes, rows sorted by the flight key."""
+    columns = {}
+    for name, col in contract.columns.items():
+        values = frame[name]
+        sql = contracts.sql_type(col)
+        if sql == "VARCHAR":
+            values = values.astype(object).where(values.notna(), None)
+        elif sql in ("INTEGER", "BIGINT"):
+            values = values.astype("Int64")
+        elif sql == "DOUBLE":
+            values = values.astype("float64")
+        elif sql == "BOOLEAN":
+            values = values.astype("boolean")
+        elif sql == "DATE":
+            values = pd.to_datetime(values).astype("datetime64[ns]")
+        elif sql == "TIMESTAMPTZ":
+            values = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+        columns[name] = values.reset_index(drop=True)
+    result = pd.DataFrame(columns)
+    return result.sort_values(KEY, kind="mergesort").reset_index(drop=True)
+
+
+def digest(frame: pd.DataFrame) -> str:
+    """SHA-256 over column names, dtypes and every row of a canonical frame."""
+    hasher = hashlib.sha256()
+    hasher.update(repr([(name, str(dtype)) for name, dtype in frame.dtypes.items()]).encode())
+    hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def snapshot_dir() -> Path:
+    path = home_path(SNAPSHOT_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_snapshot(frame: pd.DataFrame) -> Snapshot:
+    """Write the rows once under their digest (an existing snapshot is reused, never rewritten)."""
+    frame = canonical(frame)
+    content = digest(frame)
+    path = snapshot_dir() / f"{content}.parquet"
+    if not path.exists():
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        try:
+            frame.to_parquet(temporary, index=False)
+            os.chmod(temporary, 0o444)
+            os.replace(temporary, path)  # atomic: readers see no file or the whole file
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    return Snapshot(path=path, digest=content, rows=len(frame))
+
+
+def read_snapshot(path: str | Path, expected_digest: Optional[str] = None) -> pd.DataFrame:
+    """A snapshot's rows; with `expected_digest`, refuses content that does not match it."""
+    path = Path(path)
+    if not path.exists():
+        raise SnapshotError(f"snapshot {path} does not exist")
+    frame = canonical(pd.read_parquet(path))
+    if expected_digest is not None and digest(frame) != expected_digest:
+        raise SnapshotError(f"snapshot {path} does not match its digest {expected_digest}: it was modified")
+    return frame
+
+
+def read_feature_window(conn, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Feature rows of days first..last from the warehouse, canonical."""
+    frame = conn.execute(
+        f"SELECT * FROM {contracts.FEATURES.name} WHERE day BETWEEN ? AND ?", [first, last]
+    ).df()
+    return canonical(frame)
+
+
+def missing_feature_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
+    """Days of first..last without feature rows (never materialized, or failed upstream)."""
+    from data_platform.partitions import days_between
+    from data_platform.warehouse import table_exists
+
+    if not table_exists(conn, contracts.FEATURES.name):
+        return days_between(first, last)
+    present = {
+        row[0] for row in conn.execute(
+            f"SELECT DISTINCT day FROM {contracts.FEATURES.name} WHERE day BETWEEN ? AND ?", [first, last]
+        ).fetchall()
+    }
+    return [day for day in days_between(first, last) if day not in present]
+
+
+def run_snapshots(mlflow_store, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows) recorded by an MLflow model run, digests verified."""
+    tags = mlflow_store.client().get_run(run_id).data.tags
+    training = read_snapshot(tags[TRAINING_PATH_TAG], tags[TRAINING_DIGEST_TAG])
+    holdout = read_snapshot(tags[HOLDOUT_PATH_TAG], tags[HOLDOUT_DIGEST_TAG])
+    return training, holdout
+
+
+def load_champion_reference(mlflow_resource) -> pd.DataFrame | None:
+    """The training snapshot of the model holding the `champion` alias, or None without champion.
+
+    The frame has the features contract's columns (FLIGHT_KEY, CATEGORICAL_FEATURES,
+    NUMERICAL_FEATURES, LABEL of data_platform.assets.features, plus bookkeeping columns).
+    """
+    version = mlflow_resource.version_by_alias()
+    if version is None or not version.run_id:
+        return None
+    tags = mlflow_resource.client().get_run(version.run_id).data.tags
+    return read_snapshot(tags[TRAINING_PATH_TAG], tags.get(TRAINING_DIGEST_TAG))
