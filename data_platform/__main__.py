@@ -12,11 +12,21 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="materialize January 2013 through every asset and summarize")
     demo.add_argument("--first", default="2013-01-01")
     demo.add_argument("--last", default="2013-01-31")
+    catalog = commands.add_parser(
+        "catalog", help="write the asset catalog (definitions + instance history) as JSON Lines"
+    )
+    catalog.add_argument(
+        "--output", help="file to write, '-' for stdout (default: $DATA_PLATFORM_HOME/catalog.jsonl)"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from data_platform.demo import run_demo
 
         return run_demo(args.first, args.last)
+    if args.command == "catalog":
+        from data_platform.catalog import export_catalog
+
+        return export_catalog(args.output)
     return 2
 
 

@@ -145,7 +145,9 @@ class SourceResource(ConfigurableResource):
         folder = Path(self.landing_dir) / table
         problems = []
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            problem = _landing_name_problem(path)
+            problem = (
+                _landing_name_problem(path) or _escape_problem(Path(self.landing_dir), path) or _shadowed_problem(path)
+            )
             if problem:
                 problems.append(f"{path}: {problem}")
         return problems
@@ -188,8 +190,27 @@ def _landing_name_problem(path: Path) -> Optional[str]:
         day = dt.date.fromisoformat(path.stem)
     except ValueError:
         return "file name is not a date (expected YYYY-MM-DD)"
+    if path.stem != day.isoformat():  # Python also parses 20130105 and 2013-W01-6
+        return f"file name is not written YYYY-MM-DD (would be {day.isoformat()}{path.suffix})"
     if not FIRST_DAY <= day <= LAST_DAY:
         return f"date {day} lies outside the partition range {FIRST_DAY}..{LAST_DAY}"
+    return None
+
+
+def _shadowed_problem(path: Path) -> Optional[str]:
+    """A second file for the same day: the first suffix in LANDING_SUFFIXES order is the one read."""
+    for suffix in LANDING_SUFFIXES[:LANDING_SUFFIXES.index(path.suffix)]:
+        other = path.with_suffix(suffix)
+        if other.exists() or other.is_symlink():
+            return f"ignored: {other.name} for the same day is read instead"
+    return None
+
+
+def _escape_problem(root: Path, path: Path) -> Optional[str]:
+    try:
+        confined(root, path.relative_to(root))
+    except ValueError as error:
+        return f"refused, {error}"
     return None
 
 
@@ -198,6 +219,9 @@ def read_landing_file(path: Path, required: list[str]) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty (0 bytes, not even a header)")
     frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv_strict(path)
+    repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
+    if repeated:
+        raise SourceError(f"{path}: column(s) {repeated} appear more than once in the header")
     missing = [name for name in required if name not in frame.columns]
     extra = [name for name in frame.columns if name not in required]
     if missing or extra:
@@ -214,13 +238,19 @@ def read_landing_file(path: Path, required: list[str]) -> pd.DataFrame:
 
 
 def _read_csv_strict(path: Path) -> pd.DataFrame:
+    data = path.read_bytes()
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, strict=True))
+        text = data.decode("utf-8-sig")  # a byte-order mark is not data
     except UnicodeDecodeError as error:
-        raise SourceError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        line = data.count(b"\n", 0, error.start) + 1
+        raise SourceError(
+            f"{path}: not UTF-8 text (line {line}, byte {error.start}: {data[error.start:error.end]!r}, {error.reason})"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        rows = list(reader)
     except csv.Error as error:
-        raise SourceError(f"{path}: malformed CSV ({error})") from None
+        raise SourceError(f"{path}: malformed CSV at line {reader.line_num} ({error})") from None
     if not rows:
         raise SourceError(f"{path}: file has no header line")
     header, body = rows[0], rows[1:]

@@ -52,6 +52,17 @@ def ensure_table(conn, contract: pa.DataFrameSchema) -> None:
     layer = contract.name.split(".")[0]
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {contract.name} ({ddl(contract)})")
+    # A contract that gained a column (e.g. cleaned.weather's nulled_values) migrates older tables.
+    existing = {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            contract.name.split("."),
+        ).fetchall()
+    }
+    for name, col in contract.columns.items():
+        if name not in existing:
+            conn.execute(f'ALTER TABLE {contract.name} ADD COLUMN "{name}" {col.metadata["sql_type"]}')
 
 
 def replace_days(conn, contract: pa.DataFrameSchema, query: str, params: list, first: dt.date, last: dt.date) -> None:

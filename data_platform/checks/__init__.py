@@ -1,0 +1,1 @@
+"""Asset checks: quality, freshness and drift."""
