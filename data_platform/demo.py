@@ -56,11 +56,7 @@ def _table_summary() -> str:
 
 
 def _check_summary(result) -> str:
-    evaluations = [
-        event.event_specific_data.asset_check_evaluation
-        for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
+    evaluations = result.get_asset_check_evaluations()
     if not evaluations:
         return "checks: none evaluated"
     passed = [e for e in evaluations if e.passed]
