@@ -7,7 +7,7 @@ DATA_PLATFORM_HOME ?= $(CURDIR)/.data
 DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
 export DATA_PLATFORM_HOME DAGSTER_HOME
 
-.PHONY: install dev demo test bench mlflow-ui catalog clean
+.PHONY: install dev demo test bench bench-ml mlflow-ui catalog clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+bench-ml: install
+	$(BIN)/python benchmarks/bench_ml.py
+
+# MLflow UI over the platform's store (runs, metrics, datasets, registered models and aliases).
+mlflow-ui: install
+	mkdir -p $(DATA_PLATFORM_HOME)/mlflow/artifacts
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_PLATFORM_HOME)/mlflow/mlflow.db \
+		--default-artifact-root $(DATA_PLATFORM_HOME)/mlflow/artifacts --host 127.0.0.1 --port 5000
 
 catalog: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m data_platform catalog
