@@ -1,4 +1,4 @@
-"""Command line: `python -m data_platform demo|catalog`."""
+"""Command line: `python -m data_platform demo|catalog|drift-report`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument(
         "--output", help="file to write, '-' for stdout (default: $DATA_PLATFORM_HOME/catalog.jsonl)"
     )
+    report = commands.add_parser(
+        "drift-report", help="render a partition's stored drift report as HTML, or rebuild the Evidently workspace"
+    )
+    report.add_argument("day", nargs="?", help="partition (YYYY-MM-DD) whose stored report to render")
+    report.add_argument("--check", default="feature_drift", help="feature_drift (default) or prediction_drift")
+    report.add_argument("--workspace", action="store_true", help="rebuild the workspace that `evidently ui` shows")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from data_platform.demo import run_demo
@@ -27,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from data_platform.catalog import export_catalog
 
         return export_catalog(args.output)
+    if args.command == "drift-report":
+        from data_platform.drift import report_command
+
+        return report_command(args.day, args.check, args.workspace)
     return 2
 
 
