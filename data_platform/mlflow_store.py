@@ -166,7 +166,9 @@ def main(argv: list[str]) -> int:
     store = MlflowStore.from_env()
     if argv[:1] == ["show"]:
         store.setup()
-        for version in store.client().search_model_versions(f"name = '{store.model_name}'"):
+        client = store.client()
+        for found in client.search_model_versions(f"name = '{store.model_name}'"):
+            version = client.get_model_version(store.model_name, found.version)  # search omits aliases
             print(f"version {version.version}: aliases {version.aliases} run {version.run_id} "
                   f"{version.tags.get('decision', '')}")
         return 0

@@ -139,3 +139,30 @@ def test_features_refuse_days_without_cleaned_flights(seeded_home, instance, res
         assert conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'flight_features'"
         ).fetchone()[0] == 0
+
+
+def _check_results(result, asset: str) -> dict:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.asset_key.to_user_string() == asset
+    }
+
+
+def test_features_contract_check_passes_on_real_data_and_blocks_a_leak(seeded_home, instance, resources):
+    from dagster import AssetSelection
+
+    from data_platform.assets.features import FEATURES_KEY
+
+    result = materialize_days(FEATURES, "2013-01-08", "2013-01-10", instance=instance, resources=resources)
+    checks = _check_results(result, "features/flight_features")
+    assert checks["matches_features_contract"].passed and checks["flight_key_unique"].passed
+    # A row whose weather was observed after its cut-off: the contract check fails, per partition.
+    with duckdb.connect(str(seeded_home / "warehouse.duckdb")) as conn:
+        conn.execute(
+            "UPDATE features.flight_features SET weather_observed_at = sched_dep_utc "
+            "WHERE day = '2013-01-09' AND carrier = 'UA' AND origin = 'EWR'")
+    rerun = materialize_days(AssetSelection.checks_for_assets(FEATURES_KEY), "2013-01-08", "2013-01-10",
+                             instance=instance, resources=resources, raise_on_error=False)
+    failed = _check_results(rerun, "features/flight_features")["matches_features_contract"]
+    assert not failed.passed and failed.severity.value == "ERROR"
+    assert failed.metadata["failed_partition_keys"].value == "2013-01-09"

@@ -100,6 +100,9 @@ def test_model_is_tracked_registered_promoted_only_when_better_and_reproducible(
         feature_rows = conn.execute(
             "SELECT count(*) FROM features.flight_features WHERE day BETWEEN ? AND ?", list(SCORED)).fetchone()[0]
     assert counts == (feature_rows, 1, "1")
+    checks = {e.event_specific_data.check_name: e.event_specific_data for e in scored.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert checks["matches_predictions_contract"].passed and checks["matches_performance_contract"].passed
     performance = {
         e.event_specific_data.materialization.partition: e.event_specific_data.materialization.metadata
         for e in scored.get_asset_materialization_events() if e.asset_key == AssetKey(["ml", "model_performance"])
@@ -135,6 +138,13 @@ def test_model_is_tracked_registered_promoted_only_when_better_and_reproducible(
     assert meta3["promoted"] is False and str(store.version_by_alias("champion").version) == "1"
     assert client.get_run(meta3["mlflow_run_id"]).info.status == "FINISHED"
 
+    # Promote (or roll back) by hand from the command line, then show the registry.
+    from data_platform import mlflow_store
+
+    assert mlflow_store.main(["set-champion", "2"]) == 0
+    assert str(store.version_by_alias("champion").version) == "2"
+    assert mlflow_store.main(["show"]) == 0
+
 
 def test_model_refuses_windows_without_features_and_ends_no_run_running(seeded_home, instance, resources):
     store = resources["mlflow"]
@@ -146,3 +156,14 @@ def test_model_refuses_windows_without_features_and_ends_no_run_running(seeded_h
     bad = train(instance, resources, train_first="2013-01-05", train_last="2013-01-08",
                 holdout_first="2013-01-08", holdout_last="2013-01-09")
     assert not bad.success
+
+
+def test_run_config_for_a_short_range_skips_the_first_week_and_holds_out_the_end():
+    from data_platform.assets.ml import run_config_for_range
+
+    config = run_config_for_range("2013-01-01", "2013-01-31", max_iter=50)["ops"]["ml__delay_model"]["config"]
+    DelayModelConfig(**config).windows()  # valid: train before holdout
+    assert config["train_first"] == "2013-01-08" and config["holdout_last"] == "2013-01-31"
+    assert config["train_last"] < config["holdout_first"] and config["max_iter"] == 50
+    with pytest.raises(ValueError):
+        run_config_for_range("2013-01-01", "2013-01-05")

@@ -85,6 +85,21 @@ class DelayModelConfig(Config):
         return ModelParams(**{name: getattr(self, name) for name in ModelParams.__dataclass_fields__})
 
 
+def run_config_for_range(first: str | dt.date, last: str | dt.date, **params) -> dict:
+    """Run config of ml/delay_model for a short range of feature partitions (a demo's month): the
+    first week is skipped (it has no trailing history), the next two thirds train, the rest is the
+    holdout. `params` overrides hyper-parameters."""
+    first, last = (dt.date.fromisoformat(str(day)) for day in (first, last))
+    start = first + dt.timedelta(days=7)
+    days = (last - start).days + 1
+    if days < 3:
+        raise ValueError(f"{first}..{last} is too short: it needs at least 10 days")
+    train_last = start + dt.timedelta(days=max(1, days * 2 // 3) - 1)
+    config = {"train_first": str(start), "train_last": str(train_last),
+              "holdout_first": str(train_last + dt.timedelta(days=1)), "holdout_last": str(last), **params}
+    return {"ops": {"ml__delay_model": {"config": config}}}
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements of the logged model (inferring them costs 5-14 s per model)."""
     return [f"{name}=={importlib.metadata.version(name)}" for name in PIP_PACKAGES]
