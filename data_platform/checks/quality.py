@@ -71,7 +71,7 @@ HOLIDAY_BOUNDS = (0.5, 1.3)
 HOLIDAY_WINDOW_DAYS = 1
 BASELINE_DAYS, BASELINE_WEEKS, MIN_BASELINE_DAYS = 4, 8, 2
 # Weather: 3 stations x the hours of the local day (23 or 25 on DST changes). Measured on 2013:
-# 57..72 observations a day (79 %), except 2013-12-31, which has none.
+# every day has 57 to 72 observations (at least 79 %), except 2013-12-31, which has none.
 WEATHER_STATIONS = len(contracts.NYC_ORIGINS)
 WEATHER_COVERAGE_BOUNDS = (0.75, 1.0)
 
@@ -347,13 +347,13 @@ def _key_text(columns: Sequence[str]) -> str:
 
 def duplicate_key_evaluation(table: str, key: Sequence[str], with_source: bool) -> Callable:
     """Keys that occur more than once per partition, with where they come from."""
-    where = (", string_agg(regexp_extract(_source_uri, '[^/]*$') || ' row ' || _source_row, ', ' "
-             "ORDER BY _source_uri, _source_row) AS rows") if with_source else ", NULL AS rows"
+    source_rows = (", string_agg(regexp_extract(_source_uri, '[^/]*$') || ' row ' || _source_row, ', ' "
+                   "ORDER BY _source_uri, _source_row) AS rows") if with_source else ", NULL AS rows"
 
     def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
         found = conn.execute(
             f"""
-            SELECT day, {_key_text([c for c in key if c != 'day'])} AS key, count(*) AS n {where}
+            SELECT day, {_key_text([c for c in key if c != 'day'])} AS key, count(*) AS n {source_rows}
             FROM {table} WHERE day BETWEEN ? AND ? GROUP BY ALL HAVING count(*) > 1 ORDER BY day, key
             """,
             [first, last],
