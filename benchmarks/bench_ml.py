@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/bench_ml.py --keep DIR  # in DIR (kept: open MLflow/Dagster on it)
 
 Builds raw and cleaned data for the year first (timed, not part of the table), then times real
-Dagster runs: features/flight_features over 2013-01-01..2013-12-31 in one run; ml/delay_model with
-its default windows (train Jan-Sep, holdout Nov-Dec); ml/delay_predictions for one day, and for the
-31 days of December in one run. Prints a table and the model's holdout metrics.
+Dagster runs of each asset without its checks: features/flight_features over 2013-01-01..2013-12-31
+in one run; ml/delay_model with its default windows (train Jan-Sep, holdout Nov-Dec);
+ml/delay_predictions for one day, and for the 31 days of December in one run; model_performance
+for December; then the feature checks (contract, key, drift) over the year. Prints a table and the
+model's holdout metrics.
 """
 
 from __future__ import annotations
@@ -63,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from data_platform.assets.ml import MODEL_KEY
+    from data_platform.assets.features import FEATURES_KEY
+    from data_platform.assets.ml import MODEL_KEY, PERFORMANCE_KEY, PREDICTIONS_KEY
     from data_platform.definitions import defs
     from data_platform.resources import build_resources
     from data_platform.runner import materialize_days, materialize_unpartitioned
+
+    def only(key):  # the asset without its checks: what the computation itself costs
+        return AssetSelection.assets(key).without_checks()
 
     rows: list[tuple[str, float, float, str]] = []
     try:
@@ -83,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 ))
             print("measured:", flush=True)
             _timed("features, 365 days in one run", rows, lambda: materialize_days(
-                ["features/flight_features"], "2013-01-01", "2013-12-31", instance=instance, resources=resources),
-                per=365, note="per day = run / 365")
+                only(FEATURES_KEY), "2013-01-01", "2013-12-31", instance=instance, resources=resources),
+                per=365, note="asset only; per day = run / 365")
             trained = _timed("ml/delay_model run (default windows)", rows, lambda: materialize(
                 [*defs.assets, *(defs.asset_checks or [])], selection=AssetSelection.assets(MODEL_KEY),
                 instance=instance, resources=resources), note="snapshots + fit + MLflow logging")
@@ -93,14 +99,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("  of which fit (scikit-learn)", metadata["training_seconds"], metadata["training_seconds"],
                          f"{metadata['training_rows']:,} rows"))
             _timed("predictions, 1 day in one run", rows, lambda: materialize_days(
-                ["ml/delay_predictions"], "2013-12-01", instance=instance, resources=resources),
+                only(PREDICTIONS_KEY), "2013-12-01", instance=instance, resources=resources),
                 note="includes loading the champion")
             _timed("predictions, 31 days in one run", rows, lambda: materialize_days(
-                ["ml/delay_predictions"], "2013-12-01", "2013-12-31", instance=instance, resources=resources),
+                only(PREDICTIONS_KEY), "2013-12-01", "2013-12-31", instance=instance, resources=resources),
                 per=31, note="per day = run / 31")
             _timed("performance, 31 days in one run", rows, lambda: materialize_days(
-                ["ml/model_performance"], "2013-12-01", "2013-12-31", instance=instance, resources=resources),
+                only(PERFORMANCE_KEY), "2013-12-01", "2013-12-31", instance=instance, resources=resources),
                 per=31, note="per day = run / 31")
+            _timed("feature checks, 365 days in one run", rows, lambda: materialize_days(
+                AssetSelection.checks_for_assets(FEATURES_KEY), "2013-01-01", "2013-12-31", instance=instance,
+                resources=resources, raise_on_error=False), per=365, note="contract, key and drift checks")
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
