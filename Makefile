@@ -7,7 +7,7 @@ DATA_PLATFORM_HOME ?= $(CURDIR)/.data
 DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
 export DATA_PLATFORM_HOME DAGSTER_HOME
 
-.PHONY: install dev demo test bench bench-ml mlflow-ui catalog clean
+.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,17 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 
 install: $(BIN)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance config in $(DAGSTER_HOME), rewritten on every use: dagster.yaml, plus PostgreSQL
+# instance storage (dagster.postgres.yaml) when DAGSTER_PG_URL is set.
+INSTANCE_CONFIG := dagster.yaml $(if $(DAGSTER_PG_URL),dagster.postgres.yaml)
+instance:
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cat $(INSTANCE_CONFIG) > $(DAGSTER_HOME)/dagster.yaml
 
-dev: install $(DAGSTER_HOME)/dagster.yaml
+dev: install instance
 	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
 
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install instance
 	$(BIN)/python -m data_platform demo
 
 test: install
@@ -43,7 +46,7 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_PLATFORM_HOME)/mlflow/mlflow.db \
 		--default-artifact-root $(DATA_PLATFORM_HOME)/mlflow/artifacts --host 127.0.0.1 --port 5000
 
-catalog: install $(DAGSTER_HOME)/dagster.yaml
+catalog: install instance
 	$(BIN)/python -m data_platform catalog
 
 clean:
