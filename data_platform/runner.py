@@ -18,6 +18,7 @@ def materialize_days(
     *,
     instance: DagsterInstance,
     resources: dict | None = None,
+    run_config: dict | None = None,
     raise_on_error: bool = True,
 ) -> ExecuteInProcessResult:
     """Materialize the selected daily assets (and their checks) for first..last as one run.
@@ -29,7 +30,7 @@ def materialize_days(
 
     first, last = str(first), str(last or first)
     tags = {RANGE_START: first, RANGE_END: last}
-    return _materialize(defs, selection, instance, resources or build_resources(), tags, raise_on_error)
+    return _materialize(defs, selection, instance, resources or build_resources(), tags, run_config, raise_on_error)
 
 
 def materialize_unpartitioned(
@@ -42,10 +43,10 @@ def materialize_unpartitioned(
     from data_platform.definitions import defs
     from data_platform.resources import build_resources
 
-    return _materialize(defs, selection, instance, resources or build_resources(), {}, raise_on_error)
+    return _materialize(defs, selection, instance, resources or build_resources(), {}, None, raise_on_error)
 
 
-def _materialize(defs, selection, instance, resources, tags, raise_on_error) -> ExecuteInProcessResult:
+def _materialize(defs, selection, instance, resources, tags, run_config, raise_on_error) -> ExecuteInProcessResult:
     if not isinstance(selection, AssetSelection):
         selection = AssetSelection.from_coercible(list(selection))
     return materialize(
@@ -54,5 +55,6 @@ def _materialize(defs, selection, instance, resources, tags, raise_on_error) -> 
         instance=instance,
         resources=resources,
         tags=tags,
+        run_config=run_config,
         raise_on_error=raise_on_error,
     )
