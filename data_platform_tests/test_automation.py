@@ -92,13 +92,13 @@ def landing(tmp_path: Path, platform_home: Path) -> Path:
 def evaluate_schedule(instance, landing: Path):
     repository = defs.get_repository_def()
     schedule = repository.get_schedule_def(automation.INGEST_SCHEDULE)
-    context = build_schedule_context(
+    with build_schedule_context(
         instance=instance,
         repository_def=repository,
         resources={"source": SourceResource(landing_dir=str(landing))},
         scheduled_execution_time=dt.datetime.now(dt.timezone.utc),
-    )
-    return schedule.evaluate_tick(context)
+    ) as context:
+        return schedule.evaluate_tick(context)
 
 
 def run_request(request, instance, landing: Path, raise_on_error: bool = True):
