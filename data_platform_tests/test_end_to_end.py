@@ -41,7 +41,9 @@ BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { 
   ... on PartitionBackfill { status error { message } runs(limit: 50) { id status tags { key value } } }
   ... on PythonError { message } } }"""
 SENSOR = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
-  ... on Sensor { sensorState { status ticks(limit: 20) { status skipReason runIds error { message } } } } } }"""
+  ... on Sensor { sensorState { status ticks(limit: 20) { status timestamp skipReason runIds error { message } } } } } }"""
+AUTOMATED_RUNS = """{ runsOrError(filter: {tags: [{key: "data_platform/trigger", value: "automation_condition"}]}) {
+  ... on Runs { results { runId assetSelection { path } tags { key value } } } } }"""
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } ... on PythonError { message } } } } } }"""
 
@@ -228,14 +230,19 @@ def test_a_backfill_through_the_ui_api_builds_the_whole_graph_and_sensors_tick(d
             print(f"check {key[0]}:{key[1]} failed ({evaluation['severity']}): {evaluation['description'][:200]}")
 
     # the daemon ticks the freshness and automation sensors (RUNNING without anyone turning them on)
-    def ticked(name: str):
+    def ticked(name: str, after: float = 0.0):
         state = sensor_ticks(dagster_dev, location, name)
         assert state["status"] == "RUNNING", (name, state)
-        return state["ticks"] if any(t["status"] in ("SUCCESS", "SKIPPED") for t in state["ticks"]) else None
+        done = [t for t in state["ticks"] if t["status"] in ("SUCCESS", "SKIPPED") and t["timestamp"] > after]
+        return state["ticks"] if done else None
 
+    backfill_done = time.time()
     for name in (freshness.SENSOR_NAME, automation.AUTOMATION_SENSOR):
-        ticks = dagster_dev.wait_until(f"a tick of {name}", lambda: ticked(name), 180, every=3)
+        ticks = dagster_dev.wait_until(f"a tick of {name}", lambda: ticked(name, backfill_done), 180, every=3)
         assert not [t for t in ticks if t["status"] == "FAILURE"], (name, ticks)
+    # automation evaluated the graph after the backfill and found nothing to redo
+    automated = dagster_dev.graphql(AUTOMATED_RUNS)["runsOrError"]["results"]
+    assert not automated, automated
 
     # the freshness sensor has evaluated the partition checks (2013-12-31 is the source's newest)
     def freshness_evaluated():
