@@ -1,18 +1,24 @@
 """Recovery: a real run process killed in the middle of a partition write loses nothing."""
 
 import os
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import duckdb
-from dagster import DagsterRunStatus
+from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
+
+from data_platform.resources import build_resources
 
 from data_platform.contracts import RAW_FLIGHTS
 from data_platform.runner import materialize_days
 from data_platform.settings import PROJECT_ROOT
+from data_platform.sources import SourceResource
 from data_platform.warehouse import partition_stats
+from data_platform_tests.test_foundation import write_landing_day
 
 DAGSTER = str(PROJECT_ROOT / ".venv" / "bin" / "dagster")
 YEAR = "2013-01-01...2013-12-31"
@@ -90,3 +96,39 @@ def test_a_run_killed_while_writing_a_year_leaves_january_intact_and_a_rerun_com
     assert len(complete) == 365 and sum(s.rows for s in complete.values()) == 336_776
     assert {day: complete[day] for day in before} == before  # January rewritten to identical content
     assert len(complete_runs) == 1 and complete_runs != before_runs
+
+
+def test_a_source_read_that_fails_twice_is_retried_with_growing_backoff_and_succeeds(tmp_path, instance):
+    """A landing file that cannot be read for a while (here: a directory where the file will be, an
+    OSError like a flaky mount gives) is read again with exponential backoff and jitter."""
+    landing = tmp_path / "landing"
+    write_landing_day(landing, "flights", "2013-01-02")
+    drop = landing / "flights" / "2013-01-02.csv"
+    real = drop.read_bytes()
+    drop.unlink()
+    drop.mkdir()  # reading it raises IsADirectoryError
+
+    def retries():
+        records = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.STEP_UP_FOR_RETRY))
+        return sorted(records, key=lambda record: record.storage_id)
+
+    def fix_after_two_failures():
+        deadline = time.monotonic() + 120
+        while len(retries()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(drop)
+        drop.write_bytes(real)  # the third attempt comes at least 4 s after the second failure
+
+    fixer = threading.Thread(target=fix_after_two_failures, daemon=True)
+    fixer.start()
+    resources = {**build_resources(), "source": SourceResource(landing_dir=str(landing))}
+    result = materialize_days(["raw/flights"], "2013-01-02", instance=instance, resources=resources)
+    fixer.join(timeout=30)
+
+    assert result.success
+    waits = [record.event_log_entry.dagster_event.event_specific_data.seconds_to_wait for record in retries()]
+    assert len(waits) == 2
+    # delay 2 s, exponential: attempt n waits (2**n - 1) * 2 s, plus or minus up to 2 s of jitter
+    assert 0 <= waits[0] <= 4 and 4 <= waits[1] <= 8
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert len(restarts) == 2
