@@ -168,6 +168,7 @@ class Rule:
     blocking: bool = False
     kind: str = "daily"          # "daily": evaluate(conn, first, last); "table": evaluate(conn); "landing": evaluate(source)
     table: Optional[str] = None  # the table it reads, when not the asset's own
+    reads: tuple[str, ...] = ()  # other assets it reads: a run materializes them before the check
 
 
 def evaluate_rule(rule: Rule, context: AssetCheckExecutionContext, conn, source: SourceResource, key: AssetKey) -> AssetCheckResult:
@@ -196,6 +197,7 @@ def quality_checks_for(asset: str, rules: Sequence[Rule], op_name: Optional[str]
     key = AssetKey(asset.split("/"))
     specs = [
         AssetCheckSpec(rule.name, asset=key, description=rule.description, blocking=rule.blocking,
+                       additional_deps=[AssetKey(read.split("/")) for read in rule.reads],
                        metadata={"severity": rule.severity.value, "blocking": rule.blocking})
         for rule in rules
     ]
@@ -828,7 +830,7 @@ def cleaned_rules(spec: CleaningSpec) -> list[Rule]:
                 "are). ERROR, not blocking: an unknown carrier means the reference is out of date or a code is "
                 "corrupt and someone must act, but the flights themselves are valid rows and features only use "
                 "the code.",
-                ERROR, reference_evaluation("carrier", "raw.airlines", "carrier", 0.0),
+                ERROR, reference_evaluation("carrier", "raw.airlines", "carrier", 0.0), reads=("raw/airlines",),
             ),
             Rule(
                 "dests_known_in_airports",
@@ -837,7 +839,7 @@ def cleaned_rules(spec: CleaningSpec) -> list[Rule]:
                 "and PSE, real Puerto Rico and Virgin Islands airports the airports table lacks. WARN, with a "
                 "share limit: those flights are real and must not be dropped; a jump past the limit means the "
                 "reference table lost rows.",
-                WARN, reference_evaluation("dest", "raw.airports", "faa", MAX_UNKNOWN_DEST_SHARE),
+                WARN, reference_evaluation("dest", "raw.airports", "faa", MAX_UNKNOWN_DEST_SHARE), reads=("raw/airports",),
             ),
             Rule(
                 "tailnums_known_in_planes",
@@ -846,7 +848,7 @@ def cleaned_rules(spec: CleaningSpec) -> list[Rule]:
                 "not in the FAA registry snapshot (96 % of them American and Envoy fleet numbers). WARN, with a "
                 "share limit: plane features are simply missing for them; a jump past the limit means the "
                 "registry table lost rows.",
-                WARN, reference_evaluation("tailnum", "raw.planes", "tailnum", MAX_UNKNOWN_TAILNUM_SHARE),
+                WARN, reference_evaluation("tailnum", "raw.planes", "tailnum", MAX_UNKNOWN_TAILNUM_SHARE), reads=("raw/planes",),
             ),
         ]
     return rules
