@@ -53,7 +53,8 @@ from data_platform.checks import freshness
 from data_platform.checks.drift import FEATURE_DRIFT_CHECK, is_retraining_signal
 from data_platform.partitions import FIRST_DAY
 from data_platform.settings import home_path
-from data_platform.sources import DAILY_TABLES, SourceResource
+from data_platform.datasets import registry
+from data_platform.ingest import SourceResource
 
 MODEL_KEY = AssetKey(["ml", "delay_model"])
 WEBHOOK_ENV = "DATA_PLATFORM_ALERT_WEBHOOK"
@@ -163,7 +164,7 @@ def build_ingest_schedule(raw_keys: Sequence[AssetKey]) -> ScheduleDefinition:
     def ingest_newest_source_partition(context: ScheduleEvaluationContext, source: SourceResource):
         requests = ingest_requests(context, source, raw_keys)
         if not requests:
-            return SkipReason(f"raw already has the newest partition {source.describe()} offers")
+            return SkipReason("raw already has the newest partition each source offers")
         for request in requests:
             context.log.info(f"ingesting {request.partition_key} of {', '.join(k.to_user_string() for k in request.asset_selection)}")
         return requests
@@ -433,7 +434,7 @@ def operate(assets: Sequence[AssetsDefinition], live_source: bool) -> Operations
     if checks is not None:
         operations.asset_checks.append(checks)
         operations.sensors.append(freshness.build_freshness_sensor(checks))
-    raw_daily = [AssetKey(["raw", table]) for table in DAILY_TABLES if AssetKey(["raw", table]) in daily]
+    raw_daily = [AssetKey(["raw", name]) for name in registry() if AssetKey(["raw", name]) in daily]
     if raw_daily:
         operations.schedules.append(build_ingest_schedule(raw_daily))
     model = [asset for asset in assets if isinstance(asset, AssetsDefinition) and MODEL_KEY in asset.keys]

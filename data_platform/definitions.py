@@ -1,29 +1,33 @@
-"""The code location: one Definitions object for the whole platform."""
+"""The code location: one Definitions object for the whole platform.
+
+Datasets come from their contract files through the `DatasetsComponent` (data_platform/defs/); the
+ML graph, its checks and the automation that operates everything are Python.
+"""
 
 from dagster import Definitions, in_process_executor
+from dagster.components import load_from_defs_folder
 
-from data_platform.assets.cleaned import cleaned_assets
 from data_platform.assets.features import feature_assets
 from data_platform.assets.ml import ml_assets
-from data_platform.assets.raw import raw_assets
 from data_platform.automation import operate
 from data_platform.checks.drift import drift_checks, drift_records
 from data_platform.checks.features import feature_checks
-from data_platform.checks.quality import quality_checks
 from data_platform.resources import build_resources
-from data_platform.settings import landing_dir
+from data_platform.settings import PROJECT_ROOT, landing_dir
+
+datasets = load_from_defs_folder(path_within_project=PROJECT_ROOT)
 
 # Steps share one DuckDB writer, so step processes buy nothing locally and cost a code-location
 # import each; the multiprocess or Kubernetes executor is the scale-out choice.
 # Freshness policies, automation conditions, freshness checks, sensors and schedules for the graph
 # as it stands (automation.operate); a landing directory is a live feed, the bundled year a replay.
 operations = operate(
-    [*raw_assets, *cleaned_assets, *feature_assets, *ml_assets, *drift_records], live_source=landing_dir() is not None
+    [*datasets.assets, *feature_assets, *ml_assets, *drift_records], live_source=landing_dir() is not None
 )
 
 defs = Definitions(
     assets=operations.assets,
-    asset_checks=[*operations.asset_checks, *quality_checks, *feature_checks, *drift_checks],
+    asset_checks=[*operations.asset_checks, *datasets.asset_checks, *feature_checks, *drift_checks],
     sensors=operations.sensors,
     schedules=operations.schedules,
     resources=build_resources(),

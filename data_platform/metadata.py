@@ -5,22 +5,31 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-import pandera.pandas as pa
 from dagster import AssetExecutionContext, DataVersion, MetadataValue
 
-from data_platform.contracts import column_schema
+from data_platform.contracts import TableContract, column_schema
 from data_platform.settings import warehouse_path
 from data_platform.warehouse import PartitionStats
 
 OWNER = "team:data-platform"
 
 
-def table_definition_metadata(contract: pa.DataFrameSchema) -> dict:
+def table_definition_metadata(contract: TableContract) -> dict:
     """Static metadata for an asset backed by a warehouse table."""
     return {
         "dagster/column_schema": column_schema(contract),
         "dagster/table_name": contract.name,
         "dagster/uri": MetadataValue.path(f"duckdb://{warehouse_path()}/{contract.name}"),
+    }
+
+
+def dataset_metadata(dataset, contract: TableContract) -> dict:
+    """Static metadata of a dataset's table: the table's, plus where its contract lives."""
+    return {
+        **table_definition_metadata(contract),
+        "contract": MetadataValue.path(str(dataset.path)),
+        "contract_version": dataset.version,
+        "dataset": dataset.name,
     }
 
 

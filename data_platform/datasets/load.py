@@ -1,0 +1,586 @@
+"""Load contract files: YAML with line numbers, the official ODCS JSON Schema, then the platform profile.
+
+Every problem names the file, the line, the place in the document and what is expected; all of a
+file's problems are reported at once. An unknown or misspelled key is an error, never ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from data_platform.contracts import Rule, Series, at_least, between, greater_than, matches, one_of
+from data_platform.datasets import profile
+from data_platform.datasets.model import Dataset, Drift, Partitioning, Property, Reference, Source, Volume
+
+SUFFIX = ".odcs.yaml"
+API_VERSIONS = ("v3.1.0", "v3.2.0")
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,127}$")
+FORBIDDEN_SQL = re.compile(r";|--|/\*|\b(select|from|attach|copy|pragma|install|load|call|export|import|set)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: Path
+    line: int
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.where or '(document)'}: {self.message}"
+
+
+class ContractError(Exception):
+    """One or more contract files are invalid; the message lists every problem, one per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in dataset contracts:\n" + "\n".join(map(str, problems)))
+
+
+# --- YAML with the line of every node ----------------------------------------------------------
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe YAML (libyaml when available) that keeps dates as text (the JSON Schema expects strings)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _lines(node: yaml.Node, path: tuple = (), into: Optional[dict] = None) -> dict[tuple, int]:
+    """Document path (keys and list indexes) -> 1-based line of the node, for every node."""
+    into = {} if into is None else into
+    into[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            into[path + (("key", key.value),)] = key.start_mark.line + 1
+            _lines(value, path + (key.value,), into)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _lines(item, path + (index,), into)
+    return into
+
+
+def read_document(path: Path) -> tuple[Any, dict[tuple, int]]:
+    """The document and the line of each of its nodes (parsed once per file version)."""
+    stat = path.stat()
+    return _read_document(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_document(path: Path, _mtime: int, _size: int) -> tuple[Any, dict[tuple, int]]:
+    loader = _Loader(path.read_text(encoding="utf-8"))
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ContractError([Problem(path, mark.line + 1 if mark else 1, "", f"not valid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+    return data, (_lines(node) if node is not None else {(): 1})
+
+
+def where(path: Iterable) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def line_of(lines: dict, path: tuple) -> int:
+    path = tuple(path)
+    while path not in lines and path:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+# --- the official ODCS JSON Schema ----------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _odcs_validator():
+    import jsonschema
+
+    spec = importlib.util.find_spec("open_data_contract_standard")
+    schema = json.loads((Path(spec.origin).parent / "schema.json").read_text(encoding="utf-8"))
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def _schema_problems(file: Path, data: Any, lines: dict) -> list[Problem]:
+    problems = []
+    for error in sorted(_odcs_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        error = _deepest(error)
+        path = tuple(error.absolute_path)
+        line = line_of(lines, path)
+        unexpected = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message) or re.findall(
+            r"\('([^']+)'", error.message) if "unexpected" in error.message else []
+        if unexpected:  # point at the unknown key itself
+            line = line_of(lines, path + (("key", unexpected[0]),))
+            message = f"unknown key {', '.join(repr(u) for u in unexpected)}; ODCS allows: " + _allowed(error)
+        else:
+            message = error.message
+        problems.append(Problem(file, line, where(path), message))
+    return problems
+
+
+def _deepest(error):
+    """Of a oneOf/anyOf failure, the alternative that got furthest (the most specific message)."""
+    import jsonschema
+
+    while error.context:
+        error = jsonschema.exceptions.best_match(error.context) or error.context[0]
+    return error
+
+
+def _allowed(error) -> str:
+    names = set()
+    stack = [error.schema]
+    while stack:
+        schema = stack.pop()
+        if isinstance(schema, dict):
+            names.update(schema.get("properties", {}))
+            for key in ("allOf", "anyOf", "oneOf"):
+                stack.extend(schema.get(key, []))
+            if "$ref" in schema:
+                resolved = _odcs_validator().schema["$defs"].get(schema["$ref"].rsplit("/", 1)[-1], {})
+                stack.append(resolved)
+    return ", ".join(sorted(names)) or "(see the ODCS schema)"
+
+
+# --- the platform profile ---------------------------------------------------------------------------
+
+class _Reader:
+    """Collects problems while turning one validated ODCS document into a Dataset."""
+
+    def __init__(self, file: Path, lines: dict):
+        self.file, self.lines, self.problems = file, lines, []
+
+    def problem(self, path: tuple, message: str, key: Optional[str] = None) -> None:
+        line = line_of(self.lines, path + (("key", key),)) if key else line_of(self.lines, path)
+        self.problems.append(Problem(self.file, line, where(path), message))
+
+    def custom(self, element: dict, path: tuple, level: str) -> dict:
+        """The element's customProperties as {name: value}, each checked against the profile."""
+        import jsonschema
+
+        allowed = profile.LEVELS[level]
+        found = {}
+        for index, entry in enumerate(element.get("customProperties") or []):
+            name, value = entry.get("property"), entry.get("value")
+            at = path + ("customProperties", index)
+            if name not in allowed:
+                self.problem(at + ("property",), f"unknown platform property {name!r} on a {level}; "
+                             f"the profile allows: {', '.join(sorted(allowed))}")
+                continue
+            if name in found:
+                self.problem(at + ("property",), f"{name!r} is given twice")
+            validator = jsonschema.Draft202012Validator(allowed[name])
+            errors = list(validator.iter_errors(value))
+            for error in errors:
+                inner = tuple(error.absolute_path)
+                self.problem(at + ("value",) + inner, f"{name}: {error.message}")
+            if not errors:
+                found[name] = value
+        return found
+
+    def date(self, text: str, path: tuple) -> Optional[dt.date]:
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            self.problem(path, f"{text!r} is not a date (YYYY-MM-DD)")
+            return None
+
+    def zone(self, name: str, path: tuple) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(path, f"{name!r} is not an IANA time zone (e.g. America/New_York, UTC)")
+            return "UTC"
+        return name
+
+
+def strptime_format(jdk: str) -> str:
+    """An ODCS (JDK DateTimeFormatter) pattern as a strptime format; ValueError when unsupported."""
+    out, index = "", 0
+    letters = sorted(profile.JDK_TO_STRPTIME, key=len, reverse=True)
+    while index < len(jdk):
+        char = jdk[index]
+        if char == "'":
+            end = jdk.find("'", index + 1)
+            if end < 0:
+                raise ValueError(f"unterminated quote in {jdk!r}")
+            out += jdk[index + 1:end].replace("%", "%%") or "'"
+            index = end + 1
+            continue
+        if char.isalpha():
+            token = next((t for t in letters if jdk.startswith(t, index)), None)
+            if token is None:
+                run = re.match(r"([A-Za-z])\1*", jdk[index:]).group(0)
+                raise ValueError(f"unsupported pattern letters {run!r} in {jdk!r}; supported: "
+                                 f"{', '.join(profile.JDK_TO_STRPTIME)} and quoted 'text'")
+            out += profile.JDK_TO_STRPTIME[token]
+            index += len(token)
+            continue
+        out += "%%" if char == "%" else char
+        index += 1
+    return out
+
+
+def jdk_format(strptime: str) -> str:
+    """A strptime format as an ODCS (JDK) pattern; ValueError for codes the profile does not map."""
+    out, index = "", 0
+    while index < len(strptime):
+        char = strptime[index]
+        if char == "%":
+            code = strptime[index:index + 2]
+            if code not in profile.STRPTIME_TO_JDK:
+                raise ValueError(f"unsupported strptime code {code!r} in {strptime!r}; supported: "
+                                 f"{', '.join(profile.STRPTIME_TO_JDK)}")
+            out += profile.STRPTIME_TO_JDK[code]
+            index += 2
+            continue
+        out += f"'{char}'" if char.isalpha() else char
+        index += 1
+    return out
+
+
+def _sql_type(reader: _Reader, prop: dict, path: tuple) -> str:
+    logical = prop.get("logicalType")
+    if logical not in profile.PHYSICAL_TYPES:
+        reader.problem(path + ("logicalType",), f"logicalType {logical!r} is not supported by the platform; "
+                       f"expected one of {', '.join(profile.PHYSICAL_TYPES)}")
+        return "VARCHAR"
+    allowed = profile.PHYSICAL_TYPES[logical]
+    physical = prop.get("physicalType")
+    if physical is None:
+        options = prop.get("logicalTypeOptions") or {}
+        if logical == "integer" and options.get("format"):
+            if options["format"] not in profile.INTEGER_FORMATS:
+                reader.problem(path + ("logicalTypeOptions", "format"), f"integer format {options['format']!r} is "
+                               f"not supported; expected one of {', '.join(profile.INTEGER_FORMATS)}")
+                return "INTEGER"
+            return profile.INTEGER_FORMATS[options["format"]]
+        if logical == "timestamp" and options.get("timezone") is False:
+            return "TIMESTAMP"
+        return allowed[0]
+    if physical.upper() not in allowed:
+        reader.problem(path + ("physicalType",), f"physicalType {physical!r} does not store a {logical}; "
+                       f"expected one of {', '.join(allowed)}")
+        return allowed[0]
+    return physical.upper()
+
+
+def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tuple[Rule, ...], Optional[float]]:
+    """Value rules from logicalTypeOptions and ODCS quality metrics; and the max null rate."""
+    rules: list[Rule] = []
+    options = prop.get("logicalTypeOptions") or {}
+    numeric = sql_type in ("INTEGER", "BIGINT", "SMALLINT", "DOUBLE")
+    for name, value in options.items():
+        at = path + ("logicalTypeOptions", name)
+        if name == "pattern":
+            try:
+                re.compile(value)
+            except re.error as error:
+                reader.problem(at, f"pattern {value!r} is not a regular expression ({error})")
+                continue
+            rules.append(matches(value))
+        elif name in ("minimum", "maximum", "exclusiveMinimum") and numeric:
+            continue  # combined below
+        elif name in ("format", "defaultTimezone", "timezone"):
+            continue  # typing, read by _property
+        else:
+            reader.problem(at, f"logicalTypeOptions.{name} is valid ODCS but not enforced by the platform; "
+                           "supported: pattern (strings), minimum, maximum, exclusiveMinimum (numbers), "
+                           "format, defaultTimezone (dates, timestamps)")
+    if numeric:
+        low, high = options.get("minimum"), options.get("maximum")
+        if low is not None and high is not None:
+            rules.append(between(low, high))
+        elif low is not None:
+            rules.append(at_least(low))
+        elif high is not None:
+            reader.problem(path + ("logicalTypeOptions", "maximum"), "a maximum needs a minimum in the platform "
+                           "profile (write the lowest valid value as minimum)")
+        if options.get("exclusiveMinimum") is not None:
+            rules.append(greater_than(options["exclusiveMinimum"]))
+    max_null_rate = None
+    for index, check in enumerate(prop.get("quality") or []):
+        at = path + ("quality", index)
+        metric = check.get("metric")
+        if metric == "nullValues" and check.get("unit") == "percent" and "mustBeLessOrEqualTo" in check:
+            max_null_rate = check["mustBeLessOrEqualTo"] / 100
+        elif metric == "invalidValues" and check.get("mustBe") == 0 and "validValues" in (check.get("arguments") or {}):
+            rules.append(one_of(check["arguments"]["validValues"]))
+        else:
+            reader.problem(at, "quality rule not supported by the platform profile; supported: "
+                           "{metric: nullValues, unit: percent, mustBeLessOrEqualTo: N} and "
+                           "{metric: invalidValues, arguments: {validValues: [...]}, mustBe: 0}")
+    return tuple(rules), max_null_rate
+
+
+def _property(reader: _Reader, prop: dict, path: tuple, dataset: str) -> Optional[Property]:
+    name = prop.get("name", "")
+    if not IDENTIFIER.match(name) or name in profile.RESERVED_COLUMNS:
+        reader.problem(path + ("name",), f"column name {name!r} must match {IDENTIFIER.pattern} and not be one of "
+                       f"the engine's own columns ({', '.join(sorted(profile.RESERVED_COLUMNS))})")
+        return None
+    source_name = prop.get("physicalName", name)
+    if not SOURCE_NAME.match(source_name) or '"' in source_name:
+        reader.problem(path + ("physicalName",), f"source column name {source_name!r} must match {SOURCE_NAME.pattern}")
+    sql_type = _sql_type(reader, prop, path)
+    rules, max_null_rate = _rules(reader, prop, path, sql_type)
+    custom = reader.custom(prop, path, "property")
+    options = prop.get("logicalTypeOptions") or {}
+    time_format = None
+    if options.get("format") and sql_type in ("DATE", "TIMESTAMP", "TIMESTAMPTZ"):
+        try:
+            time_format = strptime_format(options["format"])
+        except ValueError as error:
+            reader.problem(path + ("logicalTypeOptions", "format"), f"malformed date format: {error}")
+    elif sql_type == "DATE":
+        time_format = "%Y-%m-%d"
+    zone = reader.zone(options.get("defaultTimezone", "UTC"), path + ("logicalTypeOptions", "defaultTimezone"))
+    if "plausibleRange" in custom or "maxJump" in custom:
+        if sql_type not in ("INTEGER", "BIGINT", "SMALLINT", "DOUBLE"):
+            reader.problem(path + ("customProperties",), "plausibility rules need a numeric column")
+    references = []
+    for index, relation in enumerate(prop.get("relationships") or []):
+        at = path + ("relationships", index)
+        target = relation.get("to")
+        if not isinstance(target, str) or target.count(".") != 1:
+            reader.problem(at + ("to",), "the platform reads references as 'dataset.column' (one column)")
+            continue
+        rel_custom = reader.custom(relation, at, "relationship")
+        target_dataset, target_column = target.split(".")
+        references.append(Reference(name, target_dataset, target_column, rel_custom.get("maxUnknownShare", 0.0),
+                                    rel_custom.get("severity", "warn"), relation.get("description", "")))
+    transform = prop.get("transformLogic")
+    if transform is not None and FORBIDDEN_SQL.search(transform):
+        reader.problem(path + ("transformLogic",), "transformLogic must be one SQL expression over the dataset's "
+                       "columns: no statements, subqueries, comments or ';'")
+    key_position = prop.get("primaryKeyPosition") if prop.get("primaryKey") else None
+    if prop.get("primaryKey") and (key_position is None or key_position < 1):
+        reader.problem(path + ("primaryKeyPosition",), "a primaryKey column needs primaryKeyPosition 1, 2, ...")
+    return Property(
+        name=name, source_name=source_name, sql_type=sql_type, description=prop.get("description", ""),
+        required=bool(prop.get("required")), key_position=key_position, rules=rules,
+        plausible=tuple(custom["plausibleRange"]) if "plausibleRange" in custom else None,
+        max_jump=custom.get("maxJump"), max_null_rate=max_null_rate, time_format=time_format, time_zone=zone,
+        allow_exponent=bool(custom.get("allowExponent")), transform=transform,
+        transform_sources=tuple(prop.get("transformSourceObjects") or ()), references=tuple(references),
+    )
+
+
+def _source(reader: _Reader, value: dict, path: tuple, file: Path, name: str) -> Source:
+    kind = value["type"]
+    fmt = value.get("format")
+    at = path + ("value",)
+    if kind == "landing":
+        return Source("landing", path=value.get("path", name), format=fmt or "csv")
+    if not value.get("path"):
+        reader.problem(at, f"a {kind} source needs a path")
+        return Source(kind)
+    if kind == "package" and not value.get("package"):
+        reader.problem(at, "a package source needs the package's import name")
+    suffixes = Path(value["path"]).suffixes
+    fmt = fmt or ("parquet" if ".parquet" in suffixes else "csv")
+    return Source(kind, path=value["path"], package=value.get("package", ""), format=fmt)
+
+
+def read_contract(file: Path) -> Dataset:
+    """One contract file as a Dataset; ContractError lists every problem found in it."""
+    file = Path(file)
+    data, lines = read_document(file)
+    if not isinstance(data, dict):
+        raise ContractError([Problem(file, 1, "", "a contract is a YAML mapping (apiVersion, kind, schema, ...)")])
+    problems = _schema_problems(file, data, lines)
+    if problems:
+        raise ContractError(problems)
+    reader = _Reader(file, lines)
+    if data["apiVersion"] not in API_VERSIONS:
+        reader.problem(("apiVersion",), f"apiVersion {data['apiVersion']} is not supported; expected one of "
+                       f"{', '.join(API_VERSIONS)}")
+    name = data.get("name", "")
+    expected = file.name[: -len(SUFFIX)] if file.name.endswith(SUFFIX) else file.stem
+    if not IDENTIFIER.match(name):
+        reader.problem(("name",), f"dataset name {name!r} must match {IDENTIFIER.pattern} (it names tables and assets)")
+    elif name != expected:
+        reader.problem(("name",), f"dataset name {name!r} must match the file name {expected}{SUFFIX}")
+    schemas = data.get("schema") or []
+    if len(schemas) != 1:
+        reader.problem(("schema",), f"a dataset contract has exactly one schema object (the table); found {len(schemas)}")
+        raise ContractError(reader.problems)
+    table, at = schemas[0], ("schema", 0)
+    if table.get("name") != name:
+        reader.problem(at + ("name",), f"the schema object is named {table.get('name')!r}; name it {name!r} like the dataset")
+    custom = reader.custom(table, at, "schema")
+    properties = [p for p in (_property(reader, prop, at + ("properties", i), name)
+                              for i, prop in enumerate(table.get("properties") or [])) if p is not None]
+    names = [p.name for p in properties]
+    for duplicate in sorted({n for n in names if names.count(n) > 1}):
+        reader.problem(at + ("properties",), f"column {duplicate!r} is declared more than once")
+    if not properties:
+        reader.problem(at + ("properties",), "a dataset needs at least one property (column)")
+    cp_index = {entry.get("property"): i for i, entry in enumerate(table.get("customProperties") or [])}
+
+    def cp_path(prop_name: str) -> tuple:
+        return at + ("customProperties", cp_index.get(prop_name, 0), "value")
+
+    if "source" not in custom:
+        if "source" not in cp_index:
+            reader.problem(at, "the platform needs a `source` custom property (where the data comes from)",
+                           key="customProperties")
+        source = Source("landing", path=name)
+    else:
+        source = _source(reader, custom["source"], cp_path("source")[:-1], file, name)
+
+    partitioning = None
+    if "partitioning" in custom:
+        value, pp = custom["partitioning"], cp_path("partitioning")
+        start = reader.date(value["start"], pp + ("start",))
+        end = reader.date(value["end"], pp + ("end",)) if "end" in value else None
+        if start and end and end < start:
+            reader.problem(pp + ("end",), f"end {end} is before start {start}")
+        if value.get("column") and value.get("expression"):
+            reader.problem(pp, "give the partition as a column or as an expression, not both")
+        if value.get("column") and value["column"] not in names:
+            reader.problem(pp + ("column",), f"partition column {value['column']!r} is not a property of {name}")
+        elif value.get("column") and next(p for p in properties if p.name == value["column"]).sql_type not in (
+                "DATE", "TIMESTAMP", "TIMESTAMPTZ"):
+            reader.problem(pp + ("column",), f"partition column {value['column']!r} must be a date or timestamp")
+        if value.get("expression") and FORBIDDEN_SQL.search(value["expression"]):
+            reader.problem(pp + ("expression",), "the partition expression must be one SQL expression over the "
+                           "dataset's columns")
+        if source.type != "landing" and not (value.get("column") or value.get("expression")):
+            reader.problem(pp, f"a {source.type} source holds every partition in one file: name the partition "
+                           "`column` or an `expression` that gives each row's date")
+        partitioning = Partitioning(
+            cadence=value["cadence"], start=start or dt.date(1970, 1, 1), end=end,
+            time_zone=reader.zone(value.get("timezone", "UTC"), pp + ("timezone",)),
+            column=value.get("column"), expression=value.get("expression"),
+        )
+    elif source.type == "landing":
+        pass  # a reference table in the landing root: <landing>/<name>.csv
+    series = None
+    if "plausibilitySeries" in custom:
+        value, sp = custom["plausibilitySeries"], cp_path("plausibilitySeries")
+        for part in ("group", "time"):
+            if value[part] not in names:
+                reader.problem(sp + (part,), f"{value[part]!r} is not a property of {name}")
+        series = Series(value["group"], value["time"], value["maxGapHours"])
+    if any(p.max_jump is not None for p in properties) and series is None:
+        reader.problem(at, "maxJump rules need a `plausibilitySeries` custom property (group, time, maxGapHours)",
+                       key="customProperties")
+    volume = None
+    if "volume" in custom:
+        value = custom["volume"]
+        if not partitioning:
+            reader.problem(cp_path("volume"), "volume baselines need a partitioned dataset")
+        volume = Volume(tuple(value.get("bounds", (0.8, 1.3))), value.get("holidayCalendar"),
+                        tuple(value.get("holidayBounds", (0.5, 1.3))))
+    drift = None
+    if "drift" in custom:
+        value, dp = custom["drift"], cp_path("drift")
+        for index, column in enumerate(value["columns"]):
+            prop = next((p for p in properties if p.name == column), None)
+            if prop is None:
+                reader.problem(dp + ("columns", index), f"drift column {column!r} is not a property of {name}")
+        first = reader.date(value["reference"]["start"], dp + ("reference", "start"))
+        last = reader.date(value["reference"]["end"], dp + ("reference", "end"))
+        if not partitioning:
+            reader.problem(dp, "drift monitoring compares partitions: it needs a partitioned dataset")
+        drift = Drift(tuple(value["columns"]), (first or dt.date.min, last or dt.date.min))
+    for index, column in enumerate(custom.get("sampleBy", ())):
+        if column not in names:
+            reader.problem(cp_path("sampleBy") + (index,), f"sampleBy column {column!r} is not a property of {name}")
+    for index, prop in enumerate(properties):
+        for source_name in prop.transform_sources:
+            if source_name not in names:
+                reader.problem(at + ("properties", index, "transformSourceObjects"),
+                               f"{source_name!r} is not a property of {name}")
+    latency = None
+    for index, sla in enumerate(data.get("slaProperties") or []):
+        if sla.get("property") in ("latency", "freshness"):
+            hours = _hours(sla.get("value"), sla.get("unit", "h"))
+            if hours is None:
+                reader.problem(("slaProperties", index), "latency/freshness needs a number `value` and a `unit` "
+                               "of h (hours) or d (days)")
+            else:
+                latency = hours
+    team = data.get("team")
+    owner = team.get("name") if isinstance(team, dict) and team.get("name") else "data-platform"
+    description = data.get("description") or {}
+    dataset = Dataset(
+        name=name, path=file, description=table.get("description") or description.get("purpose", ""),
+        owner=f"team:{owner}", properties=tuple(properties), source=source, partitioning=partitioning,
+        series=series, volume=volume,
+        freshness_lag_hours={"raw": 1, "cleaned": 2, **custom.get("freshnessLagHours", {})},
+        latency_hours=latency, drift=drift, sample_by=tuple(custom.get("sampleBy", ())),
+        version=str(data.get("version", "")),
+    )
+    if not reader.problems:
+        reader.problems.extend(_expression_problems(dataset, file, lines))
+    if reader.problems:
+        raise ContractError(reader.problems)
+    return dataset
+
+
+def _hours(value, unit: str) -> Optional[float]:
+    if not isinstance(value, (int, float)):
+        return None
+    factor = {"h": 1, "hour": 1, "hours": 1, "d": 24, "day": 24, "days": 24, "m": 1 / 60, "min": 1 / 60}.get(unit)
+    return value * factor if factor else None
+
+
+def _expression_problems(dataset: Dataset, file: Path, lines: dict) -> list[Problem]:
+    """Run every SQL expression of the contract over an empty table of its typed columns."""
+    import duckdb
+
+    problems = []
+    conn = _scratch().cursor()
+    try:
+        columns = ", ".join(f'"{p.name}" {p.sql_type}' for p in dataset.source_properties)
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE typed ({columns})")
+        checks = [(("schema", 0, "properties", i, "transformLogic"), p.transform, p.sql_type)
+                  for i, p in enumerate(dataset.properties) if p.derived]
+        if dataset.partitioning and dataset.partitioning.expression:
+            index = next(i for i, entry in enumerate(_custom_entries(file, lines)) if entry == "partitioning")
+            checks.append((("schema", 0, "customProperties", index, "value", "expression"),
+                           dataset.partitioning.expression, "DATE"))
+        for path, expression, sql_type in checks:
+            try:
+                conn.execute(f"SELECT CAST(({expression}) AS {sql_type}) FROM typed")
+            except duckdb.Error as error:
+                message = str(error).splitlines()[0]
+                problems.append(Problem(file, line_of(lines, path), where(path),
+                                        f"SQL expression {expression!r} does not work over the dataset's typed "
+                                        f"columns: {message}"))
+    finally:
+        conn.close()
+    return problems
+
+
+@functools.lru_cache(maxsize=1)
+def _scratch():
+    """An in-memory DuckDB to try contract expressions in."""
+    import duckdb
+
+    return duckdb.connect()
+
+
+def _custom_entries(file: Path, lines: dict) -> list[str]:
+    data, _ = read_document(file)
+    return [entry.get("property") for entry in data["schema"][0].get("customProperties") or []]
