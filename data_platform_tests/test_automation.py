@@ -26,7 +26,7 @@ from data_platform import automation
 from data_platform.definitions import defs
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform_tests.test_foundation import write_landing_day
 
 RAW = [AssetKey(["raw", "flights"]), AssetKey(["raw", "weather"])]

@@ -16,7 +16,7 @@ from data_platform.resources import build_resources
 from data_platform.contracts import RAW_FLIGHTS
 from data_platform.runner import materialize_days
 from data_platform.settings import PROJECT_ROOT
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform.warehouse import partition_stats
 from data_platform_tests.test_foundation import write_landing_day
 
