@@ -23,6 +23,7 @@ import datetime as dt
 import functools
 import hashlib
 import importlib.util
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -346,9 +347,13 @@ def partition_day_sql(dataset: Dataset) -> str:
 
 
 def _with_typed(dataset: Dataset, rows: str) -> str:
-    """The rows with typed values named like the columns and the text kept as `s_<name>`."""
+    """The rows with the text kept as `s_<name>` and, named like their columns, the typed values
+    the partition date needs (typing every column here would double the cost of ingestion)."""
+    part = dataset.partitioning
+    used = {part.column} if part.column else set(re.findall(r"[a-z][a-z0-9_]*", part.expression or ""))
     renamed = ", ".join(f'"{p.name}" AS "s_{p.name}"' for p in dataset.source_properties)
-    typed = ", ".join(f'{typed_value(p, chr(34) + "s_" + p.name + chr(34))} AS "{p.name}"' for p in dataset.source_properties)
+    typed = ", ".join(f'{typed_value(p, chr(34) + "s_" + p.name + chr(34))} AS "{p.name}"'
+                      for p in dataset.source_properties if p.name in used)
     texts = ", ".join(f'"s_{p.name}"' for p in dataset.source_properties)
     inner = f"SELECT {renamed}, _source_uri, _source_row FROM ({rows})"
     return f"SELECT {texts}, _source_uri, _source_row, {typed} FROM ({inner})"
