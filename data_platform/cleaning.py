@@ -147,6 +147,7 @@ def staging_query(dataset: Dataset) -> str:
     key = ", ".join(value(name) for name in dataset.key)
     source_hash = "md5(CAST(struct_pack(" + ", ".join(f'"{p.name}" := "s_{p.name}"' for p in sources) + ") AS VARCHAR))"
     located = "regexp_extract(_source_uri, '[^/]*$') || ' row ' || CAST(_source_row AS VARCHAR)"
+    conflict = sql_literal("conflicting rows for key (" + ", ".join(dataset.key) + "): ")
     return f"""
         WITH source AS (
             SELECT {day}{", ".join(BOOKKEEPING)}, {texts} FROM {dataset.raw.name} {where}
@@ -156,24 +157,20 @@ def staging_query(dataset: Dataset) -> str:
         judged AS (SELECT *, {_reasons(dataset)} AS reason FROM derived),
         valued AS (SELECT *, {_range_values(dataset)} FROM judged){jump_ctes},
         final AS (
-            SELECT valued.*, {final_values}, {source_hash} AS source_hash, {located} AS located
-            FROM valued {jump_joins} {final_where}
+            SELECT valued.*, {final_values} FROM valued {jump_joins} {final_where}
         ),
-        versions AS (
-            SELECT *,
-                   CASE WHEN reason = '' THEN count(DISTINCT source_hash) OVER keyed END AS versions,
-                   CASE WHEN reason = '' THEN string_agg(located, ', ' ORDER BY _source_uri, _source_row) OVER keyed END
-                       AS key_rows
-            FROM final
-            WINDOW keyed AS (PARTITION BY reason = '', {key})
+        shared_keys AS (SELECT {key} FROM final WHERE reason = '' GROUP BY ALL HAVING count(*) > 1),
+        conflicts AS (
+            SELECT {key}, string_agg({located}, ', ' ORDER BY _source_uri, _source_row) AS key_rows
+            FROM final JOIN shared_keys USING ({key}) WHERE reason = ''
+            GROUP BY ALL HAVING count(DISTINCT {source_hash}) > 1
         ),
         ruled AS (
-            SELECT * REPLACE (
-                CASE WHEN reason = '' AND versions > 1
-                     THEN {sql_literal('conflicting rows for key (' + ', '.join(dataset.key) + '): ')} || key_rows ||
-                          ' have the same key and different values'
-                     ELSE reason END AS reason)
-            FROM versions
+            SELECT final.* REPLACE (
+                CASE WHEN final.reason = '' AND conflicts.key_rows IS NOT NULL
+                     THEN {conflict} || conflicts.key_rows || ' have the same key and different values'
+                     ELSE final.reason END AS reason)
+            FROM final LEFT JOIN conflicts USING ({key})
         )
         SELECT *, CASE WHEN reason = '' THEN
                     row_number() OVER (PARTITION BY reason = '', {key} ORDER BY _source_uri, _source_row)
