@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
-
 from data_platform import contracts
 from data_platform.settings import home_path
 
@@ -47,6 +45,8 @@ class Snapshot:
 
 def canonical(frame: pd.DataFrame, contract=contracts.FEATURES) -> pd.DataFrame:
     """The frame in contract column order and dtypes, rows sorted by the flight key."""
+    import pandas as pd
+
     columns = {}
     for name, col in contract.columns.items():
         values = frame[name]
@@ -70,6 +70,8 @@ def canonical(frame: pd.DataFrame, contract=contracts.FEATURES) -> pd.DataFrame:
 
 def digest(frame: pd.DataFrame) -> str:
     """SHA-256 over column names, dtypes and every row of a canonical frame."""
+    import pandas as pd
+
     hasher = hashlib.sha256()
     hasher.update(repr([(name, str(dtype)) for name, dtype in frame.dtypes.items()]).encode())
     hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
@@ -102,6 +104,8 @@ def write_snapshot(frame: pd.DataFrame) -> Snapshot:
 
 def read_snapshot(path: str | Path, expected_digest: Optional[str] = None) -> pd.DataFrame:
     """A snapshot's rows; with `expected_digest`, refuses content that does not match it."""
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise SnapshotError(f"snapshot {path} does not exist")
