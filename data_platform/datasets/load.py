@@ -133,7 +133,8 @@ def _schema_problems(file: Path, data: Any, lines: dict) -> list[Problem]:
         else:
             message = error.message
         problems.append(Problem(file, line, where(path), message))
-    return problems
+    # The ODCS schema can reach one mistake along several branches (allOf/anyOf): say it once.
+    return list(dict.fromkeys(problems))
 
 
 def _deepest(error):
