@@ -306,7 +306,7 @@ def key_candidates(conn, columns: list[Column]) -> list[tuple[Column, ...]]:
         counts = conn.execute("SELECT " + ", ".join(
             f"count(DISTINCT ({', '.join(_quoted(c.source) for c in group)}))" for group in sets
         ) + " FROM sample_text").fetchone()
-        found = [group for group, count in zip(sets, counts) if count == rows]
+        found = [tuple(sorted(group, key=columns.index)) for group, count in zip(sets, counts) if count == rows]
         if found:
             return found
     return []
@@ -396,8 +396,9 @@ def _render_column(column: Column, is_key: bool, position: Optional[int], keys, 
     if is_key:
         others = [", ".join(c.name for c in group) for group in keys[1:6]]
         also = f" (other candidates: {'; '.join(others)})" if others else ""
-        out += [f"        # REVIEW: key candidate, unique over the {rows} rows of the sample{also}; confirm it",
-                "        # identifies a row (per partition for a partitioned dataset).",
+        what = "key candidate" if len(keys[0]) == 1 else f"part of the key candidate ({', '.join(c.name for c in keys[0])})"
+        out += [f"        # REVIEW: {what}, unique over the {rows} rows of the sample{also};",
+                "        # confirm it identifies a row (per partition for a partitioned dataset).",
                 "        primaryKey: true",
                 f"        primaryKeyPosition: {position}"]
     out.append(f"        description: {_yaml(f'{column.source} as in the file.')}  # REVIEW: meaning, unit")
