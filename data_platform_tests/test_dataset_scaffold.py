@@ -121,3 +121,22 @@ def test_numbers_with_exponents_and_refusals(contracts, platform_home):
     co2 = dataset.prop("co2")
     assert co2.sql_type == "DOUBLE" and co2.allow_exponent
     assert dataset.prop("week").time_format == "%Y%m%d" and dataset.partitioning.column == "week"
+
+
+def test_the_readme_example_contract_uses_every_profile_property_and_is_valid(tmp_path, monkeypatch):
+    from data_platform.datasets import load_datasets
+    from data_platform.datasets.profile import LEVELS
+
+    readme = (settings.PROJECT_ROOT / "README.md").read_text()
+    text = readme.split("```yaml\n# datasets/station_readings.odcs.yaml\n", 1)[1].split("```", 1)[0]
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    (folder / "station_readings.odcs.yaml").write_text(text)
+    monkeypatch.setenv(settings.DATASETS_ENV, str(folder))
+    dataset = load_datasets()["station_readings"]  # validated with the repository's set (its reference)
+    for level in LEVELS.values():
+        for name in level:
+            assert f"property: {name}" in text, f"the README example does not show {name}"
+    assert dataset.drift.columns == ("temp", "station") and dataset.volume.holiday_calendar == "US"
+    assert dataset.prop("observed_at").time_format == "%Y/%m/%d %H:%M"
+    assert [r.dataset for r in dataset.references] == ["airports"]
