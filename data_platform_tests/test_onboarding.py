@@ -100,6 +100,7 @@ CHECK_NAMES = {
 }
 
 
+@pytest.mark.real_process
 def test_onboard_a_package_file_and_a_landed_file_to_checked_tables_in_the_catalog(platform_home, instance, tmp_path):
     contracts = tmp_path / "contracts"
     env = {**os.environ, "DATA_PLATFORM_DATASETS_DIR": str(contracts)}
