@@ -116,6 +116,8 @@ def test_numbers_with_exponents_and_refusals(contracts, platform_home):
         new_contract("weather", sample)
     with pytest.raises(ScaffoldError, match="must match"):
         new_contract("CO2-exp", sample)
+    with pytest.raises(ScaffoldError, match=r"reads comma-separated files; this one is separated by '\\t'"):
+        new_contract("anes96", STATSMODELS / "anes96" / "anes96.csv")  # a real tab-separated file
 
     dataset = read_contract(new_contract("co2_exp", sample, time_column="week", time_format="%Y%m%d"))
     co2 = dataset.prop("co2")

@@ -118,8 +118,10 @@ def _quoted(name: str) -> str:
 def _margin(low: float, high: float, integer: bool) -> tuple[float, float]:
     """A range around what the file shows: 10% of the spread (at least 1 for whole numbers) either
     side, not below zero for data that is never negative, rounded outwards."""
-    spread = high - low or abs(high) or 1.0
-    pad = spread * 0.1
+    spread = high - low
+    # A constant column (a year, a unit code): a small margin around its one value.
+    pad = spread * 0.1 if spread else max(abs(high) * 0.01, 1.0)
+    spread = spread or pad * 10
     lo, hi = low - pad, high + pad
     if low >= 0:
         lo = max(lo, 0)
@@ -164,6 +166,11 @@ def measure(conn, path: Path, fmt: str, time_column: Optional[str], time_format:
     if not rows:
         raise ScaffoldError(f"{path}: no data rows; a draft needs a sample to measure")
     sources = [row[0] for row in described]
+    if fmt == "csv" and len(sources) == 1:
+        delimiter = conn.execute("SELECT delimiter FROM sniff_csv(?)", [str(path)]).fetchone()[0]
+        if delimiter != ",":
+            raise ScaffoldError(f"{path}: the platform reads comma-separated files; this one is separated by "
+                                f"{delimiter!r}: convert it (e.g. with DuckDB's COPY ... TO (FORMAT csv))")
     if time_column is not None and time_column not in sources:
         raise ScaffoldError(f"--time-column {time_column!r} is not a column of {path}; columns: {', '.join(sources)}")
     for source in sources:
@@ -241,8 +248,9 @@ def _typed_column(conn, column: Column, duck_type: str) -> None:
             column.notes.append("timestamps without an offset are read as UTC: set logicalTypeOptions."
                                 "defaultTimezone (e.g. America/New_York) if they are local times")
     if column.logical == "string" and duck_type.upper() != "VARCHAR":
-        column.notes.append(f"DuckDB reads it as {duck_type}, but not every value is written the way the "
-                            "platform types it exactly: kept as text")
+        column.notes.append(f"DuckDB reads it as {duck_type}, but " + (
+            "not every value is written the way the platform types it exactly" if _logical(duck_type) != "string"
+            else "the platform has no such type") + ": kept as text")
     if column.logical == "string" and column.distinct and column.distinct <= MAX_ALLOWED_VALUES:
         count = conn.execute("SELECT count(*) FROM sample_text").fetchone()[0]
         if column.distinct * 2 <= count:
