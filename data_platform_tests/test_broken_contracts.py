@@ -145,3 +145,14 @@ def test_the_code_location_refuses_to_load_a_broken_contract(contracts):
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "ContractError" in done.stderr and f"{path}:{line}: " in done.stderr and message in done.stderr, done.stderr
+
+
+def test_a_contract_without_a_key_is_refused(contracts):
+    # Cleaning deduplicates on the key: without one every row would "conflict" with every other.
+    text = VALID.replace("        primaryKey: true\n        primaryKeyPosition: 1\n", "")
+    path = write(contracts, "keyless", text)
+    with pytest.raises(ContractError) as raised:
+        read_contract(path)
+    (problem,) = raised.value.problems
+    assert problem.line == text.splitlines().index("    properties:") + 1
+    assert "a dataset needs a key" in problem.message and "primaryKey" in problem.message

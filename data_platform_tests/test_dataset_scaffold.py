@@ -142,3 +142,19 @@ def test_the_readme_example_contract_uses_every_profile_property_and_is_valid(tm
     assert dataset.drift.columns == ("temp", "station") and dataset.volume.holiday_calendar == "US"
     assert dataset.prop("observed_at").time_format == "%Y/%m/%d %H:%M"
     assert [r.dataset for r in dataset.references] == ["airports"]
+
+
+def test_without_a_natural_key_the_draft_keys_on_every_filled_column_and_materializes(contracts, instance, resources):
+    star = STATSMODELS / "star98" / "star98.csv"  # 303 California school districts, 24 numeric columns
+    with star.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    path = new_contract("star98", star)
+    dataset = read_contract(path)
+    assert len(dataset.key) == len(dataset.properties) == len(rows[0])
+    assert "the key is every column filled in every row" in path.read_text()
+    result = materialize(list(dataset_definitions(dataset).assets) + list(dataset_definitions(dataset).asset_checks),
+                         instance=instance, resources=resources)
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM cleaned.star98").fetchone()[0] == len(rows)
+        assert conn.execute("SELECT count(*) FROM quarantine.star98").fetchone()[0] == 0

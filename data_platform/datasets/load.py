@@ -435,6 +435,10 @@ def read_contract(file: Path) -> Dataset:
         reader.problem(at + ("properties",), f"column {duplicate!r} is declared more than once")
     if not properties:
         reader.problem(at + ("properties",), "a dataset needs at least one property (column)")
+    elif not any(p.key_position is not None for p in properties) and not reader.problems:
+        # Cleaning deduplicates on the key: without one, every row would conflict with every other.
+        reader.problem(at, "a dataset needs a key: mark the column(s) that identify a row with primaryKey: true "
+                       "and primaryKeyPosition 1, 2, ... (per partition when partitioned)", key="properties")
     cp_index = {entry.get("property"): i for i, entry in enumerate(table.get("customProperties") or [])}
 
     def cp_path(prop_name: str) -> tuple:

@@ -320,6 +320,22 @@ def key_candidates(conn, columns: list[Column]) -> list[tuple[Column, ...]]:
     return []
 
 
+def fallback_key(conn, columns: list[Column], rows: int) -> tuple[Column, ...]:
+    """No natural key: every column without NULLs together (the platform needs a key to deduplicate)."""
+    filled = [c for c in columns if not c.nulls]
+    if not filled:
+        raise ScaffoldError("no column is filled in every row, so no key can be drafted; the platform needs a key "
+                            "(primaryKey) to deduplicate: add an identifying column to the file")
+    distinct = conn.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(_quoted(c.source) for c in filled)} FROM sample_text)"
+    ).fetchone()[0]
+    copies = f"; {rows - distinct} row(s) are copies of another and cleaning keeps one of each" if distinct < rows else ""
+    filled[0].notes.append(f"no column or set of up to {MAX_KEY_COLUMNS} columns is unique over the sample, so the "
+                           f"key is every column filled in every row ({', '.join(c.name for c in filled)}){copies}: "
+                           "declare the real key if the data has one")
+    return tuple(filled)
+
+
 # --- writing the draft ----------------------------------------------------------------------------
 
 def _yaml(value) -> str:
@@ -404,11 +420,13 @@ def _render_column(column: Column, is_key: bool, position: Optional[int], keys, 
     if is_key:
         others = [", ".join(c.name for c in group) for group in keys[1:6]]
         also = f" (other candidates: {'; '.join(others)})" if others else ""
-        what = "key candidate" if len(keys[0]) == 1 else f"part of the key candidate ({', '.join(c.name for c in keys[0])})"
-        out += [f"        # REVIEW: {what}, unique over the {rows} rows of the sample{also};",
-                "        # confirm it identifies a row (per partition for a partitioned dataset).",
-                "        primaryKey: true",
-                f"        primaryKeyPosition: {position}"]
+        if any("the key is every column" in note for note in keys[0][0].notes):  # the fallback key
+            out.append(f"        # REVIEW: part of the drafted key (see the note on {keys[0][0].name}).")
+        else:
+            what = "key candidate" if len(keys[0]) == 1 else f"part of the key candidate ({', '.join(c.name for c in keys[0])})"
+            out += [f"        # REVIEW: {what}, unique over the {rows} rows of the sample{also};",
+                    "        # confirm it identifies a row (per partition for a partitioned dataset)."]
+        out += ["        primaryKey: true", f"        primaryKeyPosition: {position}"]
     out.append(f"        description: {_yaml(f'{column.source} as in the file.')}  # REVIEW: meaning, unit")
     options = dict(column.options)
     if column.logical in ("integer", "number") and column.low is not None:
@@ -470,10 +488,7 @@ def new_contract(name: str, source_path: str | Path, time_column: Optional[str] 
             if timed is not None:
                 _time_column(conn, timed, None, path)
                 timed.notes.append("chosen as the partition column: the first date column without empty values")
-        keys = key_candidates(conn, columns)
-    if not keys:
-        columns[0].notes.append("no column or set of up to three columns is unique over the sample: declare "
-                                "the key (primaryKey, primaryKeyPosition) if the data has one")
+        keys = key_candidates(conn, columns) or [fallback_key(conn, columns, rows)]
     text = render(name, path, source, columns, rows, timed, keys)
     folder.mkdir(parents=True, exist_ok=True)
     with target.open("x", encoding="utf-8") as handle:  # "x": never overwrite, even in a race
