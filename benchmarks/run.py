@@ -75,7 +75,7 @@ def direct_seconds(first: str, last: str) -> float:
 
     from data_platform.assets.cleaned import CLEANING_SPECS, clean_range
     from data_platform.assets.raw import ingest_days
-    from data_platform.sources import SourceResource
+    from data_platform.ingest import SourceResource
     from data_platform.warehouse import partition_stats
 
     home = fresh_home()

@@ -134,7 +134,8 @@ def staging_query(dataset: Dataset) -> str:
     sources = dataset.source_properties
     texts = ", ".join(f'"{p.name}" AS "s_{p.name}"' for p in sources)
     typed = ", ".join(f'{typed_value(p, chr(34) + "s_" + p.name + chr(34))} AS "{p.name}"' for p in sources)
-    derived = [f'CAST(({p.transform}) AS {p.sql_type}) AS "{p.name}"' for p in dataset.properties if p.derived]
+    # TRY: an expression over a bad row gives NULL (the row is then judged), never a failed run.
+    derived = [f'TRY(CAST(({p.transform}) AS {p.sql_type})) AS "{p.name}"' for p in dataset.properties if p.derived]
     part = dataset.partitioning
     if part and (part.column or part.expression):
         derived.append(f"{partition_day_sql(dataset)} AS _row_day")

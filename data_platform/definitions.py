@@ -15,19 +15,27 @@ from data_platform.checks.features import feature_checks
 from data_platform.resources import build_resources
 from data_platform.settings import PROJECT_ROOT, landing_dir
 
-datasets = load_from_defs_folder(path_within_project=PROJECT_ROOT)
+
+
+def _components() -> tuple[list, list]:
+    """Assets and checks of the components in data_platform/defs (every declared dataset)."""
+    loaded = load_from_defs_folder(path_within_project=PROJECT_ROOT)
+    return list(loaded.assets or []), list(loaded.asset_checks or [])
+
+
+dataset_assets, dataset_checks = _components()
 
 # Steps share one DuckDB writer, so step processes buy nothing locally and cost a code-location
 # import each; the multiprocess or Kubernetes executor is the scale-out choice.
 # Freshness policies, automation conditions, freshness checks, sensors and schedules for the graph
 # as it stands (automation.operate); a landing directory is a live feed, the bundled year a replay.
 operations = operate(
-    [*datasets.assets, *feature_assets, *ml_assets, *drift_records], live_source=landing_dir() is not None
+    [*dataset_assets, *feature_assets, *ml_assets, *drift_records], live_source=landing_dir() is not None
 )
 
 defs = Definitions(
     assets=operations.assets,
-    asset_checks=[*operations.asset_checks, *datasets.asset_checks, *feature_checks, *drift_checks],
+    asset_checks=[*operations.asset_checks, *dataset_checks, *feature_checks, *drift_checks],
     sensors=operations.sensors,
     schedules=operations.schedules,
     resources=build_resources(),

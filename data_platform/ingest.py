@@ -157,7 +157,26 @@ class SourceResource(ConfigurableResource):
         """The source rows as a pandas DataFrame of text (tests and tools; ingestion never does this)."""
         sql, params = self.select(conn, dataset, first, last)
         order = "day, _source_uri, _source_row" if dataset.partitioned else "_source_uri, _source_row"
-        return conn.execute(f"SELECT * FROM ({sql}) ORDER BY {order}", params).df()
+        frame = conn.execute(f"SELECT * FROM ({sql}) ORDER BY {order}", params).df()
+        if dataset.partitioned:
+            frame["day"] = frame["day"].dt.date
+        return frame
+
+    def read_daily(self, name: str, first: dt.date, last: dt.date):
+        """A partitioned dataset's source rows of days first..last as a DataFrame (tests and tools)."""
+        return self._read_by_name(name, first, last)
+
+    def read_reference(self, name: str):
+        """An unpartitioned dataset's source rows as a DataFrame (tests and tools)."""
+        return self._read_by_name(name, None, None)
+
+    def _read_by_name(self, name: str, first, last):
+        import duckdb
+
+        from data_platform.datasets import dataset
+
+        with duckdb.connect() as conn:
+            return self.read(conn, dataset(name), first, last)
 
     def _landing_days(self, dataset: Dataset, first: dt.date, last: dt.date) -> tuple[str, list]:
         folder = Path(self.effective(dataset).path)
@@ -269,6 +288,13 @@ def _sla_due(dataset: Dataset, mark: Optional[HighWater], now: Optional[dt.datet
                      republishable=True, start=part.start)
 
 
+def source_columns(name: str) -> list[str]:
+    """The columns a source file of dataset `name` must have, in the source's own names."""
+    from data_platform.datasets import dataset
+
+    return [p.source_name for p in dataset(name).source_properties]
+
+
 # --- files --------------------------------------------------------------------------------------
 
 def readable_file(path: Path) -> Path:
@@ -312,7 +338,7 @@ def partition_day_sql(dataset: Dataset) -> str:
     """SQL for a row's partition date from its typed columns (see `_with_typed`)."""
     part = dataset.partitioning
     if part.expression:
-        return f"CAST(({part.expression}) AS DATE)"
+        return f"TRY(CAST(({part.expression}) AS DATE))"  # bad data gives NULL, never an error
     prop = dataset.prop(part.column)
     if prop.sql_type == "TIMESTAMPTZ":
         return f'CAST(timezone({sql_literal(part.time_zone)}, "{prop.name}") AS DATE)'
@@ -357,7 +383,6 @@ def _check_csv(path: Path, required: tuple, _mtime: int, size: int) -> None:
             header = next(reader, None)
             if header is None:
                 raise SourceError(f"{path}: file has no header line")
-            _check_header(path, header, list(required))
             bad, count = [], 0
             for row in reader:
                 if len(row) != len(header):
@@ -371,6 +396,7 @@ def _check_csv(path: Path, required: tuple, _mtime: int, size: int) -> None:
             f"{path}: malformed CSV, {count} line(s) do not have the header's {len(header)} fields "
             f"({', '.join(bad)}{', ...' if count > SHOWN else ''}); a truncated file looks like this"
         )
+    _check_header(path, header, list(required))
 
 
 def _decoded_lines(path: Path, handle):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_platform.sources import SourceResource, source_columns
+from data_platform.ingest import SourceResource, source_columns
 from data_platform_tests.test_foundation import write_landing_day
 
 FLIGHTS = ["raw/flights", "cleaned/flights"]
 WEATHER = ["raw/weather", "cleaned/weather"]
-REFERENCES = ["raw/airports", "raw/airlines", "raw/planes"]
+REFERENCES = [f"{layer}/{table}" for layer in ("raw", "cleaned") for table in ("airports", "airlines", "planes")]
 
 
 def checks(result) -> dict:

@@ -25,8 +25,9 @@ from dagster import (
 from data_platform import automation
 from data_platform.definitions import defs
 from data_platform.resources import build_resources
-from data_platform.runner import materialize_days
-from data_platform.sources import SourceResource
+from data_platform.runner import materialize_days, materialize_unpartitioned
+from data_platform.ingest import SourceResource
+from data_platform_tests.quality_helpers import REFERENCES
 from data_platform_tests.test_foundation import write_landing_day
 
 RAW = [AssetKey(["raw", "flights"]), AssetKey(["raw", "weather"])]
@@ -51,6 +52,8 @@ def test_sensors_and_schedule_run_by_default():
 
 
 def test_downstream_daily_assets_follow_a_reingested_day_once_and_only_that_day(instance, resources):
+    # cleaned/flights waits for the reference datasets its contract references
+    assert materialize_unpartitioned(REFERENCES, instance=instance, resources=resources).success
     first = evaluate_automation_conditions(defs, instance)
     assert first.total_requested == 0  # a fresh instance does not start a year of work on its own
 
@@ -69,11 +72,13 @@ def test_downstream_daily_assets_follow_a_reingested_day_once_and_only_that_day(
 
 
 def test_an_unpartitioned_upstream_update_does_not_request_a_year_of_history(instance, resources):
+    assert materialize_unpartitioned(REFERENCES, instance=instance, resources=resources).success
     days = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"]
     materialize_days(days, "2013-03-01", "2013-03-03", instance=instance, resources=resources)
     first = evaluate_automation_conditions(defs, instance)
     materialize(
-        [*defs.assets], selection=[AssetKey(["raw", "planes"])], instance=instance, resources=resources
+        [*defs.assets], selection=[AssetKey(["raw", "planes"]), AssetKey(["cleaned", "planes"])], instance=instance,
+        resources=resources
     )
     second = evaluate_automation_conditions(defs, instance, cursor=first.cursor)
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days, materialize_unpartitioned
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform_tests.quality_helpers import (
     FLIGHTS,
     REFERENCES,
@@ -150,7 +150,7 @@ FLIGHT_DEFECTS = {  # data row -> (column, bad text, reason expected in quaranti
     8: ("distance", "-5", "distance: -5 not between 1 and 6000"),
     10: ("origin", "XYZ", "origin: XYZ not one of EWR, JFK, LGA"),
     12: ("time_hour", "2013-01-01T1", "time_hour: 2013-01-01T1 is not a valid TIMESTAMPTZ"),
-    14: ("month", "13", "year, month, day 2013-13-1 is not a date"),
+    14: ("month", "13", "the row's date (make_date(year, month, day_of_month)) is not a date"),
 }
 DUPLICATED_ROW = 21
 
@@ -208,7 +208,7 @@ def test_bad_rows_are_cleaned_or_quarantined_and_the_checks_name_file_column_and
         (nulled[1][0], "humid=150 (outside plausible 0..100)"),
     ]
     assert nulled[1][1] is None and nulled[0][2] is not None  # only the implausible value is gone
-    assert weather_reasons == [(7, "temp: n/a is not a valid DOUBLE")]
+    assert weather_reasons == [(7, "temp: n/a is not a valid DOUBLE (a decimal number without exponent or other notation)")]
 
     found = checks(result)
     contract = found[("raw/flights", "matches_raw_contract")]
@@ -219,7 +219,7 @@ def test_bad_rows_are_cleaned_or_quarantined_and_the_checks_name_file_column_and
     sample = {r["row"].split(" (")[0]: r for r in table_rows(contract, "failure_sample")}
     assert sample[f"{JAN_1} row 4"]["column"] == "dep_delay" and sample[f"{JAN_1} row 4"]["value"] == "late"
 
-    duplicates = found[("raw/flights", "no_duplicate_flights")]
+    duplicates = found[("raw/flights", "no_duplicate_keys")]
     assert not duplicates.passed
     assert f"{JAN_1} row {DUPLICATED_ROW}, {JAN_1} row 843" in per_partition(duplicates)["2013-01-01"]["detail"]
 
@@ -298,7 +298,7 @@ def test_a_file_cut_at_a_line_boundary_fails_the_volume_check(tmp_path, monkeypa
     # Thursday 2013-01-17 against the other stored Thursdays, 2013-01-03 and 2013-01-10.
     thursdays = [len(SourceResource().read_daily("flights", day, day)) for day in (dt.date(2013, 1, 3), dt.date(2013, 1, 10))]
     baseline = sum(thursdays) / 2
-    assert verdict["baseline"] == baseline and verdict["flights"] == len(lines) * 2 // 5 - 1
+    assert verdict["baseline"] == baseline and verdict["rows"] == len(lines) * 2 // 5 - 1
     assert f"of the Thursday baseline {baseline:g} (median of 2013-01-03, 2013-01-10); allowed 80%..130%" in verdict["detail"]
     assert volume.description.startswith("FAILED on 1 of 1 partition(s) — 2013-01-17:")
     with warehouse() as conn:
@@ -317,16 +317,16 @@ def test_reference_tables_missing_rows_fail_the_reference_checks(landing, instan
     sent = SourceResource().read_daily("flights", dt.date(2013, 1, 1), dt.date(2013, 1, 2))
     united = sent[sent["carrier"] == "UA"].groupby("day").size()
     found = checks(result)
-    carriers = found[("cleaned/flights", "carriers_known_in_airlines")]
+    carriers = found[("cleaned/flights", "carrier_known_in_airlines")]
     assert not carriers.passed and carriers.severity.value == "ERROR"
-    assert {r["code"]: r["flights"] for r in table_rows(carriers, "unknown_codes")} == {"UA": united.sum()}
+    assert {r["code"]: r["rows"] for r in table_rows(carriers, "unknown_codes")} == {"UA": united.sum()}
     share = united[dt.date(2013, 1, 1)] / 842
-    assert f"{united[dt.date(2013, 1, 1)]} of 842 flights ({share:.1%}) have a carrier not in raw.airlines: UA" \
+    assert f"{united[dt.date(2013, 1, 1)]} of 842 rows ({share:.1%}) have a carrier not in cleaned.airlines: UA" \
         in per_partition(carriers)["2013-01-01"]["detail"]
-    tailnums = found[("cleaned/flights", "tailnums_known_in_planes")]
+    tailnums = found[("cleaned/flights", "tailnum_known_in_planes")]
     assert not tailnums.passed and tailnums.severity.value == "WARN"
     assert all(not verdict["passed"] and verdict["unknown_share"] > 0.25 for verdict in per_partition(tailnums).values())
-    dests = found[("cleaned/flights", "dests_known_in_airports")]
+    dests = found[("cleaned/flights", "dest_known_in_airports")]
     assert dests.passed  # the real gaps (Puerto Rico, Virgin Islands) stay under the limit
     assert {r["code"] for r in table_rows(dests, "unknown_codes")} <= {"BQN", "SJU", "STT", "PSE"}
     assert result.success  # reference checks do not block: the flights are valid rows

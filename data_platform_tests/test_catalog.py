@@ -24,9 +24,10 @@ def test_catalog_lists_every_asset_with_its_latest_partition_versions(instance, 
 
     flights = records["cleaned/flights"]
     assert flights["owners"] == ["team:data-platform"] and flights["kinds"] == ["duckdb", "sql"]
-    assert flights["group"] == "cleaned" and flights["code_version"] == "2" and flights["table"] == "cleaned.flights"
-    assert flights["upstream"] == ["raw/flights"]
-    assert flights["description"].startswith("Typed flights")
+    assert flights["group"] == "cleaned" and flights["code_version"].startswith("3-") and flights["table"] == "cleaned.flights"
+    assert flights["upstream"] == ["cleaned/airlines", "cleaned/airports", "cleaned/planes", "raw/flights"]
+    assert flights["description"].startswith("NYC departures") and "flights.odcs.yaml" in flights["description"]
+    assert flights["metadata"]["contract"].endswith("datasets/flights.odcs.yaml")
     columns = {column["name"]: column for column in flights["column_schema"]}
     assert columns["arr_delay"]["type"] == "DOUBLE" and columns["arr_delay"]["description"]
     assert "between -180 and 2400 (else row quarantined)" in columns["arr_delay"]["constraints"]
@@ -42,12 +43,12 @@ def test_catalog_lists_every_asset_with_its_latest_partition_versions(instance, 
     events = {e.materialization.partition: e.materialization for e in again.get_asset_materialization_events()
               if e.materialization.asset_key.to_user_string() == "cleaned/flights"}
     assert partitions["2013-01-02"]["data_version"] == events["2013-01-02"].metadata["partition_data_version"].value
-    assert partitions["2013-01-02"]["timestamp"].startswith("20") and partitions["2013-01-02"]["code_version"] == "2"
+    assert partitions["2013-01-02"]["timestamp"].startswith("20") and partitions["2013-01-02"]["code_version"].startswith("3-")
 
     checks = {check["name"]: check for check in flights["checks"]}
     assert checks["rows_conserved"]["blocking"] and checks["rows_conserved"]["latest"]["passed"]
     assert checks["rows_conserved"]["latest"]["run_id"] == again.run_id
-    assert checks["rows_conserved"]["description"].startswith("Asserts per partition")
+    assert checks["rows_conserved"]["description"].startswith("Asserts that every raw row is accounted for")
 
     planes = records["raw/planes"]
     assert planes["partitioning"] is None and planes["partitions"] == []

@@ -27,7 +27,7 @@ from data_platform.checks.drift import (
 )
 from data_platform.runner import materialize_days, materialize_unpartitioned
 from data_platform.settings import PROJECT_ROOT
-from data_platform.sources import SourceResource, source_columns
+from data_platform.ingest import SourceResource, source_columns
 
 SHIFTED_DAY = "2013-01-21"
 JANUARY = ("2013-01-01", "2013-01-21")

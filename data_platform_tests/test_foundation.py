@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days
-from data_platform.sources import SourceResource, source_columns
+from data_platform.ingest import SourceResource, source_columns
 
 DAILY = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"]
 

@@ -12,7 +12,7 @@ from data_platform.checks import freshness
 from data_platform.definitions import defs
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform_tests.test_foundation import write_landing_day
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)

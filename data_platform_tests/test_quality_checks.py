@@ -7,11 +7,11 @@ import datetime as dt
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
 from data_platform import contracts
-from data_platform.assets.cleaned import CLEANING_SPECS
+from data_platform.datasets import registry
 from data_platform.definitions import defs
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days, materialize_unpartitioned
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform_tests.quality_helpers import FLIGHTS, WEATHER, checks, per_partition
 
 THANKSGIVING = "2013-11-28"
@@ -25,7 +25,7 @@ def test_volume_holds_each_day_to_its_weekday_and_relaxes_around_holidays(instan
     assert volume.passed, volume.description
     assert len(verdicts) == 43 and all("baseline" in v for v in verdicts.values())
     thanksgiving = verdicts[THANKSGIVING]
-    assert thanksgiving["flights"] == 634 and 0.6 < thanksgiving["ratio"] < 0.7
+    assert thanksgiving["rows"] == 634 and 0.6 < thanksgiving["ratio"] < 0.7
     assert thanksgiving["detail"].endswith("allowed 50%..130%, relaxed: Thanksgiving Day")
     assert "relaxed: day after Thanksgiving Day" in verdicts["2013-11-29"]["detail"]
     # Thanksgiving is never anyone's baseline, and Saturdays are held to a Saturday baseline.
@@ -58,7 +58,7 @@ def test_implausible_weather_is_nulled_by_the_contract_and_reported_per_partitio
     assert reported.metadata["checked_partitions"].value == "2013-02-11..2013-02-13 (3 partition(s))"
     assert [v["passed"] for v in per_partition(reported).values()] == [True, False, True]
     assert reported.description.startswith(
-        "FAILED on 1 of 3 partition(s) — 2013-02-12: 1 row(s) with values set to NULL: EWR 2013-02-12 08:00Z: "
+        "FAILED on 1 of 3 partition(s) — 2013-02-12: 1 row(s) with values set to NULL: EWR 2013-02-12 08:00:00+00: "
         "wind_speed=1048.36058"
     )
     assert checks(single)[("cleaned/weather", "no_implausible_values_nulled")].metadata[
@@ -75,26 +75,28 @@ def test_implausible_weather_is_nulled_by_the_contract_and_reported_per_partitio
 
 
 def test_references_on_the_real_data_pass_with_their_known_gaps_named(instance, resources):
-    # One run with the reference tables: the reference checks declare what they read, so they
-    # run after those tables are written even in a fresh warehouse.
-    references = ["raw/airports", "raw/airlines", "raw/planes"]
+    # One run with the reference tables: cleaned/flights depends on the datasets its contract
+    # references, so their tables are written before the reference checks run, even in a fresh warehouse.
+    references = [f"{layer}/{table}" for layer in ("raw", "cleaned") for table in ("airports", "airlines", "planes")]
     result = materialize_days([*references, *FLIGHTS], "2013-01-01", "2013-01-02", instance=instance,
                               resources=resources)
 
     found = checks(result)
     sent = SourceResource().read_daily("flights", dt.date(2013, 1, 1), dt.date(2013, 1, 2))
     territories = sent[sent["dest"].isin(["BQN", "SJU", "STT", "PSE"])]
-    dests = found[("cleaned/flights", "dests_known_in_airports")]
+    dests = found[("cleaned/flights", "dest_known_in_airports")]
     assert dests.passed
-    assert {r.data["code"]: r.data["flights"] for r in dests.metadata["unknown_codes"].value.records} == \
+    assert {r.data["code"]: r.data["rows"] for r in dests.metadata["unknown_codes"].value.records} == \
         territories["dest"].value_counts().to_dict()
-    tailnums = per_partition(found[("cleaned/flights", "tailnums_known_in_planes")])
+    tailnums = per_partition(found[("cleaned/flights", "tailnum_known_in_planes")])
     assert all(0.10 < v["unknown_share"] < 0.18 and v["passed"] for v in tailnums.values())
-    assert found[("cleaned/flights", "carriers_known_in_airlines")].passed
+    carriers = found[("cleaned/flights", "carrier_known_in_airlines")]
+    assert carriers.passed and carriers.severity.value == "ERROR"
     for table in ("airports", "airlines", "planes"):
-        key = contracts.CONTRACTS[f"raw.{table}"].unique[0]
-        assert found[(f"raw/{table}", f"{key}_unique")].passed
+        assert found[(f"raw/{table}", "no_duplicate_keys")].passed
         assert found[(f"raw/{table}", "matches_raw_contract")].passed, table
+        assert found[(f"cleaned/{table}", "matches_cleaned_contract")].passed, table
+        assert found[(f"cleaned/{table}", "rows_conserved")].passed, table
 
 
 def test_a_cleaned_table_stale_against_raw_fails_row_conservation(instance, resources):
@@ -124,7 +126,7 @@ def test_checks_say_what_they_assert_and_block_where_bad_data_must_not_flow():
             assert (f"cleaned/{table}", name) in blocking
         assert (f"cleaned/{table}", "no_rows_quarantined") not in blocking
         assert (f"raw/{table}", "matches_raw_contract") not in blocking
-    assert ("cleaned/flights", "tailnums_known_in_planes") not in blocking
+    assert ("cleaned/flights", "tailnum_known_in_planes") not in blocking
     for key, spec in specs.items():
         if spec.metadata and "severity" in spec.metadata:  # the quality checks
             assert spec.description.startswith("Asserts "), key
@@ -132,8 +134,8 @@ def test_checks_say_what_they_assert_and_block_where_bad_data_must_not_flow():
 
 
 def test_cleaned_tables_declare_their_contract_and_column_lineage():
-    for spec in CLEANING_SPECS.values():
-        node = defs.resolve_asset_graph().get(AssetKey(["cleaned", spec.table]))
+    for spec in registry().values():
+        node = defs.resolve_asset_graph().get(AssetKey(["cleaned", spec.name]))
         schema = node.metadata["dagster/column_schema"]
         assert [c.name for c in schema.columns] == list(spec.cleaned.columns)
         assert all(c.description for c in schema.columns)
@@ -142,7 +144,7 @@ def test_cleaned_tables_declare_their_contract_and_column_lineage():
         for column, deps in lineage.items():
             assert deps, column
             for dep in deps:
-                assert dep.asset_key == AssetKey(["raw", spec.table])
+                assert dep.asset_key == AssetKey(["raw", spec.name])
                 assert dep.column_name in spec.raw.columns, (column, dep.column_name)
         assert [c.name for c in node.metadata["quarantine_column_schema"].columns][-2:] == \
             ["reason", "quarantine_run_id"]
@@ -157,24 +159,27 @@ def test_cleaned_tables_declare_their_contract_and_column_lineage():
 def test_a_contract_rule_means_the_same_in_sql_cleaning_and_in_pandera():
     import duckdb
     import pandas as pd
-    import pandera.pandas as pa
 
-    rules = [pa.Check.in_range(1, 2400), pa.Check.ge(0), pa.Check.gt(0), pa.Check.le(5), pa.Check.lt(5),
-             pa.Check.isin(["EWR", "JFK"]), pa.Check.str_matches(contracts.AIRPORT_TEXT)]
+    rules = [contracts.between(1, 2400), contracts.at_least(0), contracts.greater_than(0),
+             contracts.one_of(["EWR", "JFK"]), contracts.matches("^[A-Z0-9]{3,4}$")]
     samples = {"numbers": [-1.0, 0.0, 1.0, 5.0, 2400.0, 2401.0], "codes": ["EWR", "JFK", "XYZ", "JFKX", "jf", "12"]}
     with duckdb.connect() as conn:
-        for check in rules:
-            values = samples["codes" if check.name in ("isin", "str_matches") else "numbers"]
-            in_pandera = list(check(pd.Series(values)).check_output)
-            violated = contracts.violation_sql(check, "v")
+        for rule in rules:
+            values = samples["codes" if rule.kind in ("one_of", "matches") else "numbers"]
+            in_pandera = list(rule.pandera_check()(pd.Series(values)).check_output)
+            violated = rule.violated_sql("v")
             in_sql = [not conn.execute(f"SELECT {violated} FROM (SELECT ? AS v)", [value]).fetchone()[0] for value in values]
-            assert in_sql == in_pandera, (check.name, values)
+            assert in_sql == in_pandera, (rule.kind, values)
             assert conn.execute(f"SELECT {violated} FROM (SELECT NULL AS v)").fetchone()[0] is None  # NULL never breaks a rule
 
 
 def test_reference_checks_wait_for_the_reference_tables_they_read():
-    # Without the declared reads, a whole-graph run could evaluate them before raw.airlines exists.
+    # cleaned/flights depends on the datasets its contract references: a backfill builds them
+    # first, and a whole-graph run evaluates the reference checks after those tables exist.
+    graph = defs.resolve_asset_graph()
+    parents = graph.get(AssetKey(["cleaned", "flights"])).parent_keys
+    assert {AssetKey(["cleaned", t]) for t in ("airlines", "airports", "planes")} <= parents
     upstream = defs.resolve_implicit_global_asset_job_def().graph.dependency_structure.all_upstream_outputs_from_node(
         "cleaned__flights__quality_checks"
     )
-    assert {"raw__airlines", "raw__airports", "raw__planes"} <= {output.node_name for output in upstream}
+    assert {"cleaned__airlines", "cleaned__airports", "cleaned__planes"} <= {output.node_name for output in upstream}

@@ -13,10 +13,10 @@ from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
 from data_platform.resources import build_resources
 
-from data_platform.contracts import RAW_FLIGHTS
+from data_platform.datasets import dataset
 from data_platform.runner import materialize_days
 from data_platform.settings import PROJECT_ROOT
-from data_platform.sources import SourceResource
+from data_platform.ingest import SourceResource
 from data_platform.warehouse import partition_stats
 from data_platform_tests.test_foundation import write_landing_day
 
@@ -40,7 +40,7 @@ def stored(warehouse_file: Path):
     import datetime as dt
 
     with duckdb.connect(str(warehouse_file), read_only=True) as conn:
-        stats = partition_stats(conn, RAW_FLIGHTS, dt.date(2013, 1, 1), dt.date(2013, 12, 31))
+        stats = partition_stats(conn, dataset("flights").raw, dt.date(2013, 1, 1), dt.date(2013, 12, 31))
         run_ids = {row[0] for row in conn.execute("SELECT DISTINCT _run_id FROM raw.flights").fetchall()}
     return {day: s for day, s in stats.items() if s.rows}, run_ids
 

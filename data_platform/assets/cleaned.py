@@ -27,7 +27,7 @@ def cleaned_asset(dataset: Dataset) -> AssetsDefinition:
         description=dataset.cleaned.description + f" Declared in {dataset.path.name}.",
         owners=[dataset.owner],
         kinds={"duckdb", "sql"},
-        code_version=f"{CODE_VERSION}.{dataset.version}",
+        code_version=f"{CODE_VERSION}-{dataset.fingerprint}",  # engine and contract
         partitions_def=partitions,
         backfill_policy=single_run if partitions else None,
         pool="duckdb",

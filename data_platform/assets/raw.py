@@ -40,7 +40,7 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
                     + f" Declared in {dataset.path.name}.",
         owners=[dataset.owner],
         kinds={"duckdb", dataset.source.format},
-        code_version=f"{CODE_VERSION}.{dataset.version}",
+        code_version=f"{CODE_VERSION}-{dataset.fingerprint}",  # engine and contract
         retry_policy=SOURCE_RETRY,
         pool="duckdb",
         metadata=dataset_metadata(dataset, contract),

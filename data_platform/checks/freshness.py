@@ -105,18 +105,17 @@ def layer_of(key: AssetKey) -> str:
 def freshness_policy(spec: AssetSpec, live_source: bool) -> FreshnessPolicy:
     """The policy for one asset: by cadence and layer for a live feed, a replay window otherwise.
 
-    A dataset's own assets follow its contract: live when it reads a landing folder or has no end
-    date; a day plus the ODCS latency plus the layer's lag before it warns, two hours more to fail.
+    A dataset's own assets are live when its contract reads a landing folder or has no end date
+    (its ODCS latency decides when a partition is due: see `ingest.HighWater` and the check).
     """
     dataset = registry().get(spec.key.path[-1]) if layer_of(spec.key) in ("raw", "cleaned") else None
     if dataset is not None:
         if not _is_live(dataset, live_source):
             warn, fail = REPLAY_WINDOWS
-        elif dataset.partitioned:
-            warn = DAY + dt.timedelta(hours=dataset.latency_hours or 0) + lag_of(spec.key)
-            fail = warn + 2 * HOUR
         else:
-            warn, fail = LIVE_WINDOWS["unpartitioned"]["raw"]
+            warn, fail = LIVE_WINDOWS["daily" if dataset.partitioned else "unpartitioned"]["raw"]
+            if dataset.partitioned and layer_of(spec.key) == "cleaned":
+                warn, fail = LIVE_WINDOWS["daily"]["cleaned"]
     elif live_source:
         by_layer = LIVE_WINDOWS["daily" if is_daily(spec) else "unpartitioned"]
         warn, fail = by_layer.get(layer_of(spec.key), FALLBACK_WINDOWS)

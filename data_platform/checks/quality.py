@@ -552,7 +552,7 @@ def volume_evaluation(dataset: Dataset) -> Callable:
 
 # --- quarantine and nulled values --------------------------------------------------------------
 
-REASON_VALUE = re.compile(r"^(\w+): .*? (is not .*|not .*)$")
+REASON_VALUE = re.compile(r"^(\w+): .*? (is not a valid \w+|not .*)( \(.*\))?$")
 
 
 def reason_kind(part: str) -> str:

@@ -117,6 +117,14 @@ class Dataset:
     sample_by: tuple[str, ...] = ()
     version: str = ""
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever what the contract declares changes (not its comments or file location)."""
+        import dataclasses
+        import hashlib
+
+        return hashlib.sha256(repr(dataclasses.replace(self, path=Path(self.name))).encode()).hexdigest()[:10]
+
     @property
     def partitioned(self) -> bool:
         return self.partitioning is not None

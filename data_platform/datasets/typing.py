@@ -79,14 +79,14 @@ def type_problem(prop: Property, text: str, value: str) -> str:
     if prop.sql_type == "VARCHAR":
         return "NULL"
     how = {
-        "INTEGER": "a whole number (no fraction, exponent or other notation)",
-        "BIGINT": "a whole number (no fraction, exponent or other notation)",
-        "SMALLINT": "a whole number (no fraction, exponent or other notation)",
-        "DOUBLE": "a decimal number" + (" (exponent allowed)" if prop.allow_exponent else " (no exponent or other notation)"),
+        "INTEGER": "a whole number without fraction, exponent or other notation, in range",
+        "BIGINT": "a whole number without fraction, exponent or other notation, in range",
+        "SMALLINT": "a whole number without fraction, exponent or other notation, in range",
+        "DOUBLE": "a decimal number" + (" (exponent allowed)" if prop.allow_exponent else " without exponent or other notation"),
         "BOOLEAN": "true or false",
     }.get(prop.sql_type)
     if how is None:
-        how = f"a {prop.sql_type} written {prop.time_format}" if prop.time_format else f"an ISO 8601 {prop.sql_type}"
+        how = f"written {prop.time_format}, in range" if prop.time_format else "ISO 8601, in range"
     name = sql_literal(prop.name)
     return (f"CASE WHEN {text} IS NOT NULL AND {value} IS NULL THEN {name} || ': ' || {text} || "
-            f"{sql_literal(' is not ' + how + ' in range for ' + prop.sql_type)} END")
+            f"{sql_literal(' is not a valid ' + prop.sql_type + ' (' + how + ')')} END")
