@@ -41,5 +41,3 @@ defs = Definitions(
     resources=build_resources(),
     executor=in_process_executor,
 )
-# One Definitions at module scope: `dagster ... -m data_platform.definitions` refuses a module with two.
-del datasets
