@@ -156,3 +156,15 @@ def test_a_contract_without_a_key_is_refused(contracts):
     (problem,) = raised.value.problems
     assert problem.line == text.splitlines().index("    properties:") + 1
     assert "a dataset needs a key" in problem.message and "primaryKey" in problem.message
+
+
+def test_dataset_check_compares_the_source_header_with_the_contract(contracts):
+    path = write(contracts, "readings", VALID)
+    (contracts / "readings.csv").write_text("taken_on,carrier\n2013/01/02,UA\n")  # `level` is missing
+    done = subprocess.run([sys.executable, "-m", "data_platform", "dataset", "check", str(path)],
+                          cwd=settings.PROJECT_ROOT, env={**os.environ, settings.DATASETS_ENV: str(contracts)},
+                          capture_output=True, text=True, timeout=120)
+    source_line = VALID.splitlines().index("        value: {type: file, path: readings.csv}") + 1
+    assert done.returncode == 1
+    assert f"{path}:{source_line}: schema[0].customProperties.source: " in done.stdout, done.stdout
+    assert "missing required column(s) ['level']" in done.stdout

@@ -539,7 +539,11 @@ def check_contracts(files: Optional[list[Path]] = None, out: TextIO = sys.stdout
 def _source_problems(datasets) -> list[Problem]:
     """A file or package source must exist and have the contract's columns."""
     from data_platform.datasets.load import line_of, read_document
-    from data_platform.ingest import SourceError, SourceResource, _check_header, check_parquet, readable_file
+    import csv
+    import io
+    import zipfile
+
+    from data_platform.ingest import SourceError, SourceResource, _check_header, check_parquet
 
     source = SourceResource(landing_dir=settings.landing_dir())
     problems = []
@@ -554,17 +558,22 @@ def _source_problems(datasets) -> list[Problem]:
             path = source.source_file(dataset)
             if not path.is_file():
                 raise SourceError(f"source file {path} does not exist")
-            path = readable_file(path)
             if path.suffix == ".parquet":
                 check_parquet(path, required)
             else:
-                import csv
-
-                with path.open(encoding="utf-8-sig", newline="") as handle:
-                    header = next(csv.reader(handle), None)
+                if path.suffix == ".zip":  # the header of the one CSV inside, without extracting it
+                    with zipfile.ZipFile(path) as archive:
+                        members = [m for m in archive.namelist() if not m.endswith("/")]
+                        if len(members) != 1:
+                            raise SourceError(f"{path}: a zipped source holds exactly one file; found {members}")
+                        with archive.open(members[0]) as raw:
+                            header = next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")), None)
+                else:
+                    with path.open(encoding="utf-8-sig", newline="") as handle:
+                        header = next(csv.reader(handle), None)
                 if header is None:
                     raise SourceError(f"{path}: file has no header line")
                 _check_header(path, header, required)
-        except (SourceError, OSError, UnicodeDecodeError) as error:
+        except (SourceError, OSError, UnicodeDecodeError, zipfile.BadZipFile, csv.Error) as error:
             problems.append(Problem(dataset.path, line_of(lines, at), "schema[0].customProperties.source", str(error)))
     return problems
