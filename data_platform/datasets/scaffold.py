@@ -116,8 +116,8 @@ def _quoted(name: str) -> str:
 
 
 def _margin(low: float, high: float, integer: bool) -> tuple[float, float]:
-    """A range around what the file shows: 10% of the spread (at least 1 for whole numbers) either
-    side, not below zero for data that is never negative, rounded outwards."""
+    """A range around what the file shows: 10% of the spread either side (1% of the value, at least 1,
+    for a constant column), not below zero for data that is never negative, rounded outwards."""
     spread = high - low
     # A constant column (a year, a unit code): a small margin around its one value.
     pad = spread * 0.1 if spread else max(abs(high) * 0.01, 1.0)
