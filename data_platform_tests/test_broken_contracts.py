@@ -168,3 +168,15 @@ def test_dataset_check_compares_the_source_header_with_the_contract(contracts):
     assert done.returncode == 1
     assert f"{path}:{source_line}: schema[0].customProperties.source: " in done.stdout, done.stdout
     assert "missing required column(s) ['level']" in done.stdout
+
+
+def test_a_misspelled_logical_type_key_says_what_is_missing(contracts):
+    text = VALID.replace("        logicalType: number\n", "        logicalTyp: number\n")
+    path = write(contracts, "typo", text)
+    with pytest.raises(ContractError) as raised:
+        read_contract(path)
+    line = text.splitlines().index("        logicalTyp: number") + 1
+    messages = {(p.line, p.message.split(";")[0]) for p in raised.value.problems}
+    # Not the ODCS schema's "'map' is a required property" (its if/then also fires without a logicalType).
+    assert messages == {(line - 1, "a property needs a logicalType: one of string, integer, number, boolean, date, "
+                                   "timestamp"), (line, "unknown key 'logicalTyp'")}, messages

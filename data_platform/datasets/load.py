@@ -130,6 +130,11 @@ def _schema_problems(file: Path, data: Any, lines: dict) -> list[Problem]:
         if unexpected:  # point at the unknown key itself
             line = line_of(lines, path + (("key", unexpected[0]),))
             message = f"unknown key {', '.join(repr(u) for u in unexpected)}; ODCS allows: " + _allowed(error)
+        elif (error.validator == "required" and "then" in error.absolute_schema_path
+              and isinstance(error.instance, dict) and "name" in error.instance and "logicalType" not in error.instance):
+            # The ODCS schema's `if logicalType == map then required map` also holds when logicalType is
+            # absent, which would read "'map' is a required property"; say what is really missing.
+            message = f"a property needs a logicalType: one of {', '.join(profile.PHYSICAL_TYPES)}"
         else:
             message = error.message
         problems.append(Problem(file, line, where(path), message))
