@@ -7,7 +7,7 @@ DATA_PLATFORM_HOME ?= $(CURDIR)/.data
 DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
 export DATA_PLATFORM_HOME DAGSTER_HOME
 
-.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean
+.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean dataset-new dataset-check
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,14 @@ catalog: install instance
 
 clean:
 	rm -rf $(DATA_PLATFORM_HOME)
+
+# Datasets as contract files (README, "Add a dataset"): draft one from a sample file, validate them.
+#   make dataset-new NAME=co2 FROM=path/to/sample.csv [TIME_COLUMN=date] [TIME_FORMAT=%Y%m%d]
+#   make dataset-check [FILES="datasets/co2.odcs.yaml ..."]   (every contract when FILES is empty)
+dataset-new: install
+	@test -n "$(NAME)" -a -n "$(FROM)" || { echo "usage: make dataset-new NAME=name FROM=sample.csv [TIME_COLUMN=col] [TIME_FORMAT=%Y/%m/%d]"; exit 2; }
+	$(BIN)/python -m data_platform dataset new '$(NAME)' --from '$(FROM)' \
+		$(if $(TIME_COLUMN),--time-column '$(TIME_COLUMN)') $(if $(TIME_FORMAT),--time-format '$(TIME_FORMAT)')
+
+dataset-check: install
+	$(BIN)/python -m data_platform dataset check $(FILES)

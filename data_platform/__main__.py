@@ -1,4 +1,4 @@
-"""Command line: `python -m data_platform demo|catalog|drift-report`."""
+"""Command line: `python -m data_platform demo|catalog|drift-report|dataset`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("day", nargs="?", help="partition (YYYY-MM-DD) whose stored report to render")
     report.add_argument("--check", default="feature_drift", help="feature_drift (default) or prediction_drift")
     report.add_argument("--workspace", action="store_true", help="rebuild the workspace that `evidently ui` shows")
+    add_dataset_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from data_platform.demo import run_demo
@@ -37,7 +38,43 @@ def main(argv: list[str] | None = None) -> int:
         from data_platform.drift import report_command
 
         return report_command(args.day, args.check, args.workspace)
+    if args.command == "dataset":
+        return run_dataset_command(args)
     return 2
+
+
+# --- dataset new | check: declaring datasets as contract files (data_platform/datasets/scaffold.py) ---
+
+def add_dataset_commands(commands) -> None:
+    dataset = commands.add_parser("dataset", help="draft a dataset contract from a sample file, or validate contracts")
+    actions = dataset.add_subparsers(dest="dataset_command", required=True)
+    new = actions.add_parser(
+        "new", help="write a draft NAME.odcs.yaml from a sample file into DATA_PLATFORM_DATASETS_DIR "
+                    "(else the repository's datasets/) and print its path")
+    new.add_argument("name", help="dataset name: lower case, digits and _ (names the tables and assets)")
+    new.add_argument("--from", dest="source", required=True, metavar="PATH", help="sample file (.csv, .parquet)")
+    new.add_argument("--time-column", help="the column whose date is each row's daily partition "
+                                           "(default: the first date column without empty values)")
+    new.add_argument("--time-format", help="how --time-column is written, in strptime codes (e.g. %%Y/%%m/%%d); "
+                                           "default ISO 8601")
+    check = actions.add_parser(
+        "check", help="validate contracts (every one when no FILE is given) like the code location does; "
+                      "exit code 1 on problems")
+    check.add_argument("files", nargs="*", metavar="FILE")
+
+
+def run_dataset_command(args) -> int:
+    from data_platform.datasets.scaffold import ScaffoldError, check_contracts, new_contract
+
+    if args.dataset_command == "check":
+        return check_contracts(args.files or None)
+    try:
+        path = new_contract(args.name, args.source, args.time_column, args.time_format)
+    except ScaffoldError as error:
+        print(f"dataset new: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
 
 
 if __name__ == "__main__":

@@ -148,9 +148,9 @@ def ingest_requests(context, source: SourceResource, raw_keys: Sequence[AssetKey
     return requests
 
 
-def build_ingest_schedule(raw_keys: Sequence[AssetKey]) -> ScheduleDefinition:
+def build_ingest_schedule(raw_keys: Sequence[AssetKey], name: str = INGEST_SCHEDULE) -> ScheduleDefinition:
     @schedule(
-        name=INGEST_SCHEDULE,
+        name=name,
         cron_schedule="15 * * * *",
         execution_timezone="UTC",
         target=AssetSelection.assets(*raw_keys),
@@ -434,9 +434,17 @@ def operate(assets: Sequence[AssetsDefinition], live_source: bool) -> Operations
     if checks is not None:
         operations.asset_checks.append(checks)
         operations.sensors.append(freshness.build_freshness_sensor(checks))
-    raw_daily = [AssetKey(["raw", name]) for name in registry() if AssetKey(["raw", name]) in daily]
-    if raw_daily:
-        operations.schedules.append(build_ingest_schedule(raw_daily))
+    # A schedule's target is one job, and one job holds one partitions definition: one schedule per
+    # distinct partitioning; the first (the repository's first daily dataset's) keeps the plain name.
+    by_partitions: dict[tuple, list[AssetKey]] = {}
+    for name, dataset in registry().items():
+        if AssetKey(["raw", name]) in daily:
+            part = dataset.partitioning
+            by_partitions.setdefault((part.cadence, part.start, part.end, part.time_zone), []).append(
+                AssetKey(["raw", name]))
+    for index, raw_daily in enumerate(by_partitions.values()):
+        name = INGEST_SCHEDULE if index == 0 else f"{INGEST_SCHEDULE}_{'_'.join(k.path[-1] for k in raw_daily)}"
+        operations.schedules.append(build_ingest_schedule(raw_daily, name[:200]))
     model = [asset for asset in assets if isinstance(asset, AssetsDefinition) and MODEL_KEY in asset.keys]
     if model:
         operations.sensors.append(build_retrain_sensor(model[0].node_def.name))

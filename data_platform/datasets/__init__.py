@@ -44,8 +44,9 @@ def validate_set(datasets: list[Dataset]) -> list[Problem]:
     by_name: dict[str, Dataset] = {}
     for dataset in datasets:
         if dataset.name in by_name:
-            problems.append(Problem(dataset.path, 1, "name", f"dataset {dataset.name!r} is also declared in "
-                                    f"{by_name[dataset.name].path}; a name can be declared once"))
+            _, lines = read_document(dataset.path)
+            problems.append(Problem(dataset.path, line_of(lines, ("name",)), "name", f"dataset {dataset.name!r} is "
+                                    f"also declared in {by_name[dataset.name].path}; a name can be declared once"))
         by_name.setdefault(dataset.name, dataset)
     for dataset in datasets:
         _, lines = read_document(dataset.path)

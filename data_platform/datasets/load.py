@@ -130,10 +130,16 @@ def _schema_problems(file: Path, data: Any, lines: dict) -> list[Problem]:
         if unexpected:  # point at the unknown key itself
             line = line_of(lines, path + (("key", unexpected[0]),))
             message = f"unknown key {', '.join(repr(u) for u in unexpected)}; ODCS allows: " + _allowed(error)
+        elif (error.validator == "required" and "then" in error.absolute_schema_path
+              and isinstance(error.instance, dict) and "name" in error.instance and "logicalType" not in error.instance):
+            # The ODCS schema's `if logicalType == map then required map` also holds when logicalType is
+            # absent, which would read "'map' is a required property"; say what is really missing.
+            message = f"a property needs a logicalType: one of {', '.join(profile.PHYSICAL_TYPES)}"
         else:
             message = error.message
         problems.append(Problem(file, line, where(path), message))
-    return problems
+    # The ODCS schema can reach one mistake along several branches (allOf/anyOf): say it once.
+    return list(dict.fromkeys(problems))
 
 
 def _deepest(error):
@@ -434,6 +440,10 @@ def read_contract(file: Path) -> Dataset:
         reader.problem(at + ("properties",), f"column {duplicate!r} is declared more than once")
     if not properties:
         reader.problem(at + ("properties",), "a dataset needs at least one property (column)")
+    elif not any(p.key_position is not None for p in properties) and not reader.problems:
+        # Cleaning deduplicates on the key: without one, every row would conflict with every other.
+        reader.problem(at, "a dataset needs a key: mark the column(s) that identify a row with primaryKey: true "
+                       "and primaryKeyPosition 1, 2, ... (per partition when partitioned)", key="properties")
     cp_index = {entry.get("property"): i for i, entry in enumerate(table.get("customProperties") or [])}
 
     def cp_path(prop_name: str) -> tuple:
