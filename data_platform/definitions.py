@@ -10,6 +10,7 @@ from data_platform.automation import operate
 from data_platform.checks.drift import drift_checks, drift_records
 from data_platform.checks.features import feature_checks
 from data_platform.checks.quality import quality_checks
+from data_platform.online.assets import online_assets, online_checks
 from data_platform.resources import build_resources
 from data_platform.settings import landing_dir
 
@@ -18,12 +19,12 @@ from data_platform.settings import landing_dir
 # Freshness policies, automation conditions, freshness checks, sensors and schedules for the graph
 # as it stands (automation.operate); a landing directory is a live feed, the bundled year a replay.
 operations = operate(
-    [*raw_assets, *cleaned_assets, *feature_assets, *ml_assets, *drift_records], live_source=landing_dir() is not None
+    [*raw_assets, *cleaned_assets, *feature_assets, *ml_assets, *online_assets, *drift_records], live_source=landing_dir() is not None
 )
 
 defs = Definitions(
     assets=operations.assets,
-    asset_checks=[*operations.asset_checks, *quality_checks, *feature_checks, *drift_checks],
+    asset_checks=[*operations.asset_checks, *quality_checks, *feature_checks, *drift_checks, *online_checks],
     sensors=operations.sensors,
     schedules=operations.schedules,
     resources=build_resources(),
