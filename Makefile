@@ -7,7 +7,7 @@ DATA_PLATFORM_HOME ?= $(CURDIR)/.data
 DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
 export DATA_PLATFORM_HOME DAGSTER_HOME
 
-.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean
+.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean serve bench-serving
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ mlflow-ui: install
 
 catalog: install instance
 	$(BIN)/python -m data_platform catalog
+
+# Online scoring service on http://127.0.0.1:8000 (reads the online store and the MLflow registry).
+serve: install
+	$(BIN)/python -m data_platform serve --host 127.0.0.1 --port 8000
+
+bench-serving: install
+	$(BIN)/python benchmarks/bench_serving.py
 
 clean:
 	rm -rf $(DATA_PLATFORM_HOME)

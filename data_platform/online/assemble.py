@@ -19,10 +19,12 @@ from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
 from data_platform.assets import features as F
-from data_platform.feature_expressions import evaluate_all
+from data_platform.feature_expressions import compile_python
 from data_platform.online.store import OnlineStore
 
 LOCAL = ZoneInfo(F.LOCAL_TIMEZONE)
+# The feature declarations compiled to one Python function (the offline asset compiles them to SQL).
+compute_features = compile_python(F.FEATURE_DEFINITIONS)
 UTC = dt.timezone.utc
 
 
@@ -71,7 +73,7 @@ class Holidays:
     """US federal holidays, computed once for the years around the store (pandas only here)."""
 
     def __init__(self, first_year: int = 2000, last_year: int = 2040):
-        self.days = F.federal_holidays(dt.date(first_year, 1, 1), dt.date(last_year, 12, 31))
+        self.days = sorted(F.federal_holidays(dt.date(first_year, 1, 1), dt.date(last_year, 12, 31)))
 
 
 def _points(request: FlightRequest, day: dt.date, hour: int, aggregate_day: dt.date, tailnum: Optional[str]) -> list:
@@ -145,7 +147,7 @@ def assemble(store: OnlineStore, requests: Sequence[FlightRequest], holidays: Ho
         for aggregate, row in zip(F.AGGREGATES, aggregates):
             for name, column in aggregate.inputs.items():
                 inputs[name] = row[column] if row else None
-        features = evaluate_all(F.FEATURE_DEFINITIONS, inputs)
+        features = compute_features(inputs)
         stale = 0.0
         if state.as_of is not None and cutoff > state.as_of:
             stale = (cutoff - state.as_of).total_seconds()

@@ -2,13 +2,15 @@
 
 JSON Lines, one file per flight day: `$DATA_PLATFORM_HOME/online/predictions/<YYYY-MM-DD>.jsonl`, so the
 daily skew check (`online_features_match_offline`) reads exactly the days it compares. Lines are
-appended by the service's single event-loop thread and flushed per request.
+appended by one writer thread and flushed per request.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from pathlib import Path
 from typing import IO, Iterable, Optional
 
@@ -24,13 +26,33 @@ def log_dir() -> Path:
 
 
 class PredictionLog:
-    """Appends records to the file of their flight day; keeps the files open."""
+    """Appends records to the file of their flight day, from a writer thread: a request only queues
+    its records (serializing and writing 100 records costs about 1.5 ms, kept off the request path).
+    `flush()` waits until everything queued is on disk; `close()` drains and closes."""
 
     def __init__(self, directory: Optional[Path] = None):
         self.directory = directory or log_dir()
         self._files: dict[str, IO[str]] = {}
+        self._queue: "queue.Queue[Optional[list[dict]]]" = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
 
-    def write(self, records: Iterable[dict]) -> None:
+    def write(self, records: list[dict]) -> None:
+        self._queue.put(records)
+
+    def _run(self) -> None:
+        while True:
+            records = self._queue.get()
+            try:
+                if records is None:
+                    return
+                self._append(records)
+            except Exception:  # a full disk must not stop serving; the skew check sees the gap
+                pass
+            finally:
+                self._queue.task_done()
+
+    def _append(self, records: Iterable[dict]) -> None:
         touched = set()
         for record in records:
             day = record["features"]["day"]
@@ -42,7 +64,12 @@ class PredictionLog:
         for day in touched:
             self._files[day].flush()
 
+    def flush(self) -> None:
+        self._queue.join()
+
     def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
         for handle in self._files.values():
             handle.close()
         self._files.clear()

@@ -226,23 +226,60 @@ class SqliteStore(OnlineStore):
             return {}
         return {key: json.loads(value) for key, value in rows}
 
+    # Above this many lookups, one query per relation (row-value IN) beats one query per key.
+    GROUPED_FROM = 40
+
     def lookup(self, points, weather):
         conn = self._connect()
-        found = []
-        for relation, key in points:
-            spec = RELATIONS[relation]
-            where = " AND ".join(f'"{name}" = ?' for name in (("day",) if spec.by_day else ()) + spec.keys)
-            cursor = conn.execute(f'SELECT {", ".join(spec.values)} FROM "{relation}" WHERE {where}', key)
-            row = cursor.fetchone()
-            found.append(None if row is None else _restore(spec, dict(zip(spec.values, row))))
-        observations = []
+        if len(points) >= self.GROUPED_FROM:
+            found = self._grouped(conn, points)
+        else:
+            found = []
+            for relation, key in points:
+                spec = RELATIONS[relation]
+                where = " AND ".join(f'"{name}" = ?' for name in (("day",) if spec.by_day else ()) + spec.keys)
+                row = conn.execute(f'SELECT {", ".join(spec.values)} FROM "{relation}" WHERE {where}', key).fetchone()
+                found.append(None if row is None else _restore(spec, dict(zip(spec.values, row))))
         columns = ("observed_at", *F.WEATHER_COLUMNS)
+        if len(weather) > 1:
+            distinct = list(dict.fromkeys(weather))
+            values = ", ".join("(?, ?, ?)" for _ in distinct)
+            rows = conn.execute(
+                f"WITH q(i, origin, t) AS (VALUES {values}) "
+                f"SELECT q.i, {', '.join('w.' + c for c in columns)} FROM q JOIN weather w ON w.origin = q.origin "
+                "AND w.observed_at = (SELECT max(observed_at) FROM weather WHERE origin = q.origin AND observed_at <= q.t)",
+                [item for i, (origin, epoch) in enumerate(distinct) for item in (i, origin, epoch)]).fetchall()
+            by_query = {distinct[row[0]]: dict(zip(columns, row[1:])) for row in rows}
+            return found, [by_query.get(query) for query in weather]
+        observations = []
         for origin, epoch in weather:
             row = conn.execute(
                 f"SELECT {', '.join(columns)} FROM weather WHERE origin = ? AND observed_at <= ? "
                 "ORDER BY observed_at DESC LIMIT 1", [origin, epoch]).fetchone()
             observations.append(None if row is None else dict(zip(columns, row)))
         return found, observations
+
+    def _grouped(self, conn, points) -> list:
+        by_relation: dict[str, list[tuple]] = {}
+        for relation, key in points:
+            by_relation.setdefault(relation, []).append(tuple(key))
+        rows: dict[tuple[str, tuple], dict] = {}
+        for relation, keys in by_relation.items():
+            spec = RELATIONS[relation]
+            names = (("day",) if spec.by_day else ()) + spec.keys
+            distinct = [key for key in dict.fromkeys(keys) if None not in key]
+            for start in range(0, len(distinct), 500):
+                chunk = distinct[start:start + 500]
+                tuples = ", ".join("(" + ", ".join("?" for _ in names) + ")" for _ in chunk)
+                aliases = [f"k{i}" for i in range(len(names))]
+                on = " AND ".join(f'r."{name}" = q.{alias}' for name, alias in zip(names, aliases))
+                # The keys drive the loop: one primary-key probe per key.
+                query = (f"WITH q({', '.join(aliases)}) AS (VALUES {tuples}) "
+                         f'SELECT {", ".join("r." + n for n in names + spec.values)} FROM q CROSS JOIN "{relation}" r ON {on}')
+                for row in conn.execute(query, [item for key in chunk for item in key]):
+                    rows[(relation, row[:len(names)])] = _restore(spec, dict(zip(spec.values, row[len(names):])))
+        return [None if rows.get((relation, tuple(key))) is None else dict(rows[(relation, tuple(key))])
+                for relation, key in points]
 
     def count(self, relation, day=None):
         conn = self._connect()
