@@ -7,7 +7,7 @@ DATA_PLATFORM_HOME ?= $(CURDIR)/.data
 DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
 export DATA_PLATFORM_HOME DAGSTER_HOME
 
-.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean serve bench-serving
+.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,7 @@ catalog: install instance
 	$(BIN)/python -m data_platform catalog
 
 # Online scoring service on http://127.0.0.1:8000 (reads the online store and the MLflow registry).
+.PHONY: serve bench-serving
 serve: install
 	$(BIN)/python -m data_platform serve --host 127.0.0.1 --port 8000
 
