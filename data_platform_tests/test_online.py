@@ -86,6 +86,12 @@ def test_served_features_and_probabilities_equal_offline_and_batch(serving_home,
     assert len(answers) == len(rows)
     wrong = {f"{r['day']} {r['carrier']}{r['flight']} {r['origin']}": m for r, a in zip(rows, answers) if (m := mismatches(a, r))}
     assert not wrong, f"{len(wrong)} of {len(rows)} flights differ: {dict(list(wrong.items())[:5])}"
+    # The service reads the online store and the registry, never the warehouse file.
+    fd_dir = Path(f"/proc/{service.process.pid}/fd")
+    if fd_dir.exists():
+        opened = {str(path.resolve()) for path in fd_dir.iterdir() if path.exists()}
+        assert str(serving_home / "online" / "features.sqlite") in opened
+        assert not [path for path in opened if path.endswith("warehouse.duckdb")]
     # Served features are what the model was trained on: as of the cut-off, and nothing stale.
     assert all(a["cutoff"] == a["features"]["cutoff_utc"] and not a["stale"] for a in answers)
     assert sum(a["features"]["weather_observed_at"] is not None for a in answers) > 0.9 * len(answers)
