@@ -141,8 +141,14 @@ class Client:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def post(self, path: str, payload: bytes) -> dict:
-        self.connection.request("POST", path, payload, {"content-type": "application/json"})
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("POST", path, payload, {"content-type": "application/json"})
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closes keep-alive connections idle for 5 s: reconnect once
+            self.connection.close()
+            self.connection.request("POST", path, payload, {"content-type": "application/json"})
+            response = self.connection.getresponse()
         body = response.read()
         if response.status != 200:
             raise RuntimeError(f"{path}: HTTP {response.status} {body[:300]!r}")

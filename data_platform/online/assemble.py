@@ -160,8 +160,9 @@ def assemble(store: OnlineStore, requests: Sequence[FlightRequest], holidays: Ho
 
 
 def jsonable(value: Any) -> Any:
+    """Dates and timestamps as ISO text (UTC); usable as `json.dumps(default=...)`."""
     if isinstance(value, dt.datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

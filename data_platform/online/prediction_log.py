@@ -27,39 +27,40 @@ def log_dir() -> Path:
 
 class PredictionLog:
     """Appends records to the file of their flight day, from a writer thread: a request only queues
-    its records (serializing and writing 100 records costs about 1.5 ms, kept off the request path).
+    its lines (the answers' JSON text, serialized once for the response and the log).
     `flush()` waits until everything queued is on disk; `close()` drains and closes."""
 
     def __init__(self, directory: Optional[Path] = None):
         self.directory = directory or log_dir()
         self._files: dict[str, IO[str]] = {}
-        self._queue: "queue.Queue[Optional[list[dict]]]" = queue.Queue()
+        self._queue: "queue.Queue[Optional[list[tuple[str, str]]]]" = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def write(self, records: list[dict]) -> None:
-        self._queue.put(records)
+    def write(self, lines: list[tuple[str, str]]) -> None:
+        """Queue (flight day, JSON record) pairs; the service serializes each answer once and logs
+        that text (request, features, probability, model version, time)."""
+        self._queue.put(lines)
 
     def _run(self) -> None:
         while True:
-            records = self._queue.get()
+            lines = self._queue.get()
             try:
-                if records is None:
+                if lines is None:
                     return
-                self._append(records)
+                self._append(lines)
             except Exception:  # a full disk must not stop serving; the skew check sees the gap
                 pass
             finally:
                 self._queue.task_done()
 
-    def _append(self, records: Iterable[dict]) -> None:
+    def _append(self, lines: Iterable[tuple[str, str]]) -> None:
         touched = set()
-        for record in records:
-            day = record["features"]["day"]
+        for day, text in lines:
             handle = self._files.get(day)
             if handle is None:
                 handle = self._files[day] = open(self.directory / f"{day}.jsonl", "a", encoding="utf-8")
-            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+            handle.write(text + "\n")
             touched.add(day)
         for day in touched:
             self._files[day].flush()

@@ -232,34 +232,33 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
             return _json({"error": str(error)}, 503)
         return None
 
-    def score(flights: list[Flight]) -> list[dict]:
+    def score(flights: list[Flight]) -> list[str]:
+        """Each flight's answer as JSON text; the same text goes to the prediction log (serialized once)."""
         loaded = holder.current  # one version for the whole request
         online = store()
         requests = [A.FlightRequest(f.carrier, f.flight, f.origin, f.dest, f.scheduled_departure, f.tailnum)
                     for f in flights]
         assembled = A.assemble(online, requests, holidays)
         scored = loaded.model.score([a.features for a in assembled])
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
-        answers, records = [], []
+        now = json.dumps(dt.datetime.now(dt.timezone.utc).isoformat())
+        answers, lines = [], []
         for flight, features, result in zip(flights, assembled, scored):
-            plain = {name: A.jsonable(value) for name, value in features.features.items()}
-            answer = {
+            answer = json.dumps({
                 "probability": result.probability,
                 "model_version": loaded.version,
-                "cutoff": features.cutoff.isoformat(),
-                "features": plain,
+                "cutoff": features.cutoff,
+                "features": features.features,
                 "stale": features.stale_seconds > 0,
                 "stale_seconds": features.stale_seconds,
                 "unknown_categories": result.unknown,
                 "flags": [f"unknown category {u}: scored as missing, as in training" for u in result.unknown]
                 + features.flags,
-            }
+            }, separators=(",", ":"), default=A.jsonable)
             answers.append(answer)
-            records.append({"logged_at": now, "request": flight.model_dump(mode="json"), "features": plain,
-                            "probability": result.probability, "model_version": loaded.version,
-                            "cutoff": answer["cutoff"], "stale_seconds": features.stale_seconds})
+            request = json.dumps(flight.model_dump(mode="json"), separators=(",", ":"))
+            lines.append((features.features["day"].isoformat(), f'{{"logged_at":{now},"request":{request},{answer[1:]}'))
         if prediction_log:
-            prediction_log.write(records)
+            prediction_log.write(lines)
         return answers
 
     @app.post("/predict")
@@ -267,14 +266,15 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
         problem = unavailable()
         if problem:
             return problem
-        return _json(score([flight])[0])
+        return Response(content=score([flight])[0], media_type="application/json")
 
     @app.post("/predict/batch")
     async def predict_batch(batch: Batch):
         problem = unavailable()
         if problem:
             return problem
-        return _json({"predictions": score(batch.flights)})
+        return Response(content='{"predictions":[' + ",".join(score(batch.flights)) + "]}",
+                        media_type="application/json")
 
     @app.get("/health")
     async def health():
