@@ -105,6 +105,9 @@ def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_se
     service = start_service(home)
     try:
         before = service.call("POST", "/predict/batch", {"flights": [request_of(r) for r in rows[:1000]]})[1]["predictions"]
+        # A flight two days later reads D2 + 1 in its trailing rates (and caches them in the service).
+        later_flight = request_of(offline_rows(home, "2013-01-12", "2013-01-12")[0])
+        later_before = service.call("POST", "/predict", later_flight)[1]
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             # Days after D2: outcomes, schedules and weather change; D2's own outcomes change; weather
             # observed after WEATHER_CUT changes.
@@ -117,6 +120,7 @@ def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_se
         with platform_env(home):
             assert run(["features/flight_features", "ml/online_features"], *DAYS).success
         after = service.call("POST", "/predict/batch", {"flights": [request_of(r) for r in rows[:1000]]})[1]["predictions"]
+        later_after = service.call("POST", "/predict", later_flight)[1]
     finally:
         service.stop()
     known = [i for i, r in enumerate(rows[:1000]) if r["cutoff_utc"] <= WEATHER_CUT]
@@ -125,7 +129,9 @@ def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_se
     for i in known:
         assert before[i]["features"] == after[i]["features"], rows[i]
         assert before[i]["probability"] == after[i]["probability"]
-    # The perturbation reaches what is served for later cut-offs: the test can fail.
+    # The perturbation reaches what is served for later cut-offs: the test can fail; and a rewritten
+    # store is read at once (the service's lookup cache follows the store's generation).
+    assert later_after["features"]["carrier_delay_rate_7d"] > later_before["features"]["carrier_delay_rate_7d"]
     assert all(after[i]["features"]["wx_temp"] != before[i]["features"]["wx_temp"] for i in later
                if before[i]["features"]["wx_temp"] is not None)
 

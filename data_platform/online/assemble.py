@@ -54,6 +54,7 @@ class StoreState:
 
     newest_day: Optional[dt.date]
     oldest_day: Optional[dt.date]
+    updated_at: Optional[str] = None
 
     @property
     def as_of(self) -> Optional[dt.datetime]:
@@ -66,7 +67,29 @@ class StoreState:
 def store_state(store: OnlineStore) -> StoreState:
     meta = store.meta()
     newest, oldest = meta.get("newest_day"), meta.get("oldest_day")
-    return StoreState(dt.date.fromisoformat(newest) if newest else None, dt.date.fromisoformat(oldest) if oldest else None)
+    return StoreState(dt.date.fromisoformat(newest) if newest else None,
+                      dt.date.fromisoformat(oldest) if oldest else None, meta.get("updated_at"))
+
+
+class LookupCache:
+    """Rows already looked up, valid while the store is not rewritten: the cache is emptied whenever
+    the store's `updated_at` (written by `ml/online_features` after each write) changes. Small
+    relations (carriers, origins, destinations, planes, routes, schedule counts) are then read from
+    memory; at most `size` rows are kept."""
+
+    def __init__(self, size: int = 200_000):
+        self.size = size
+        self.generation: Optional[str] = None
+        self.rows: dict = {}
+
+    def lookup(self, store: OnlineStore, state: StoreState, points: list, weather: list) -> tuple[list, list]:
+        if state.updated_at != self.generation or len(self.rows) > self.size:
+            self.rows = {}
+            self.generation = state.updated_at
+        missing = list(dict.fromkeys(point for point in points if point not in self.rows))
+        found, observations = store.lookup(missing, weather)
+        self.rows.update(zip(missing, found))
+        return [self.rows[point] for point in points], observations
 
 
 class Holidays:
@@ -87,9 +110,10 @@ def _points(request: FlightRequest, day: dt.date, hour: int, aggregate_day: dt.d
 
 
 def assemble(store: OnlineStore, requests: Sequence[FlightRequest], holidays: Holidays,
-             state: Optional[StoreState] = None) -> list[Assembled]:
+             state: Optional[StoreState] = None, cache: Optional[LookupCache] = None) -> list[Assembled]:
     """Features of each request, as of its cut-off, from the store (one lookup round per call)."""
     state = state or store_state(store)
+    as_of = state.as_of
     plans = []
     points, weather = [], []
     for request in requests:
@@ -103,7 +127,10 @@ def assemble(store: OnlineStore, requests: Sequence[FlightRequest], holidays: Ho
         plans.append((request, departure, local, day, cutoff, aggregate_day, len(points)))
         points.extend(request_points)
         weather.append((request.origin, int(cutoff.timestamp())))
-    found, observations = store.lookup(points, weather)
+    if cache is not None:
+        found, observations = cache.lookup(store, state, points, weather)
+    else:
+        found, observations = store.lookup(points, weather)
 
     results = []
     per_request = len(F.AGGREGATES) + 4
@@ -149,8 +176,8 @@ def assemble(store: OnlineStore, requests: Sequence[FlightRequest], holidays: Ho
                 inputs[name] = row[column] if row else None
         features = compute_features(inputs)
         stale = 0.0
-        if state.as_of is not None and cutoff > state.as_of:
-            stale = (cutoff - state.as_of).total_seconds()
+        if as_of is not None and cutoff > as_of:
+            stale = (cutoff - as_of).total_seconds()
             flags.append(f"cut-off is {stale / 3600:.1f} h after the newest data ({state.newest_day}): "
                          f"trailing rates as of {aggregate_day}, no published schedule count")
         if state.oldest_day is not None and day < state.oldest_day:

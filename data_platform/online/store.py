@@ -278,8 +278,7 @@ class SqliteStore(OnlineStore):
                          f'SELECT {", ".join("r." + n for n in names + spec.values)} FROM q CROSS JOIN "{relation}" r ON {on}')
                 for row in conn.execute(query, [item for key in chunk for item in key]):
                     rows[(relation, row[:len(names)])] = _restore(spec, dict(zip(spec.values, row[len(names):])))
-        return [None if rows.get((relation, tuple(key))) is None else dict(rows[(relation, tuple(key))])
-                for relation, key in points]
+        return [rows.get((relation, tuple(key))) for relation, key in points]
 
     def count(self, relation, day=None):
         conn = self._connect()

@@ -193,6 +193,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
 
     holder = ModelHolder(mlflow_store, poll_seconds)
     holidays = A.Holidays()
+    cache = A.LookupCache()
     state: dict[str, Any] = {"store": None}
     prediction_log = PredictionLog() if log_predictions else None
 
@@ -238,7 +239,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
         online = store()
         requests = [A.FlightRequest(f.carrier, f.flight, f.origin, f.dest, f.scheduled_departure, f.tailnum)
                     for f in flights]
-        assembled = A.assemble(online, requests, holidays)
+        assembled = A.assemble(online, requests, holidays, cache=cache)
         scored = loaded.model.score([a.features for a in assembled])
         now = json.dumps(dt.datetime.now(dt.timezone.utc).isoformat())
         answers, lines = [], []
