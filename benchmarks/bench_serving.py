@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_serving.py               # in a temporary data home (removed after)
     .venv/bin/python benchmarks/bench_serving.py --keep DIR    # in DIR, kept and reused on the next run
     .venv/bin/python benchmarks/bench_serving.py --keep DIR --no-redis
+    .venv/bin/python benchmarks/bench_serving.py --keep DIR --redis-url redis://127.0.0.1:6379/0   # loaded once
 
 Builds what serving needs (timed, not part of the latency table): raw and cleaned data and features for
 the whole year, the delay model on its default windows (train Jan-Sep, holdout Nov-Dec, 300 iterations),
@@ -97,7 +98,7 @@ def build(home: Path, redis_url: str | None) -> None:
         if not store.exists() or _online_days(f"sqlite:///{store}") < 365:
             _timed("online features, year (SQLite)", lambda: materialize_days(
                 ["ml/online_features"], FIRST, LAST, instance=instance, resources=resources))
-        if redis_url:
+        if redis_url and _online_days(redis_url) < 365:
             with_redis = {**resources, "online_store": OnlineStoreResource(url=redis_url)}
             _timed("online features, year (Redis)", lambda: materialize_days(
                 ["ml/online_features"], FIRST, LAST, instance=instance, resources=with_redis))
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", metavar="DIR", help="data home to use and keep (default: a temporary one)")
     parser.add_argument("--no-redis", action="store_true", help="measure the SQLite store only")
+    parser.add_argument("--redis-url", help="use this Redis server (loaded once, reused) instead of a throwaway one")
     parser.add_argument("--singles", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of the 4-client load")
@@ -270,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     stores: list[tuple[str, str | None]] = [("SQLite", None)]
     try:
         redis_url = None
-        if not args.no_redis:
+        if args.redis_url:
+            redis_url = args.redis_url
+            stores.append(("Redis", redis_url))
+        elif not args.no_redis:
             binary = shutil.which("redis-server")
             if binary is None:
                 print("redis-server not found: measuring SQLite only (apt-get install redis-server)")
@@ -286,12 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         flights = sample_flights(home, max(args.singles + 200, 3000))
         results = {}
         for name, url in stores:
-            print(f"measuring {name} ...", flush=True)
+            print(f"measuring {name} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) ...", flush=True)
             process, port = start_service(home, url)
             try:
                 results[name] = measure(port, flights, args.singles, args.batches, args.duration)
             finally:
                 stop(process)
+            results[name]["load_average"] = os.getloadavg()[0]
             print(f"  {results[name]}", flush=True)
     finally:
         if redis is not None:
@@ -305,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"single_p50_ms": ("single request p50 (ms)", "<= 5"), "single_p99_ms": ("single request p99 (ms)", "<= 15"),
               "batch100_p50_ms": ("batch of 100 p50 (ms)", "<= 15"), "batch100_p99_ms": ("batch of 100 p99 (ms)", ""),
               "requests_per_second": ("requests/s, 4 clients", ">= 300"),
-              "parity_compared": ("December flights compared", ""), "parity_mismatches": ("probability mismatches", "0")}
+              "parity_compared": ("December flights compared", ""), "parity_mismatches": ("probability mismatches", "0"),
+              "load_average": ("machine load average (1 min)", "")}
     for key, (label, target) in labels.items():
         print(f"{label:<34}{target:>10}" + "".join(f"{figures[key]:>12.1f}" for figures in results.values()))
     failed = [f"{name} {key}" for name, figures in results.items() for key, limit in TARGETS.items()
