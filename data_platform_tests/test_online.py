@@ -217,6 +217,21 @@ def test_health_is_503_without_store_or_model(tmp_path):
         service.stop()
 
 
+def test_an_unreachable_redis_store_gives_503_not_500(serving_home):
+    from data_platform_tests.serving_fixtures import free_port
+
+    service = start_service(serving_home, expect_healthy=False,
+                            DATA_PLATFORM_ONLINE_STORE=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        status, body = service.call("GET", "/health")
+        assert status == 503 and body["model_version"] == "1" and "store_error" in body, body
+        status, body = service.call("POST", "/predict", {"carrier": "B6", "flight": 1, "origin": "JFK", "dest": "BQN",
+                                                         "scheduled_departure": "2013-01-17T05:44:00-05:00"})
+        assert status == 503 and "online store unavailable" in body["error"], body
+    finally:
+        service.stop()
+
+
 def test_a_moved_champion_is_served_within_a_minute_and_one_request_never_mixes_versions(serving_home, service):
     from data_platform.mlflow_store import MlflowStore
 

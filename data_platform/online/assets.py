@@ -49,6 +49,7 @@ ONLINE_KEY = AssetKey(["ml", "online_features"])
 COMPLETE_CHECK = "online_store_complete_for_newest_features"
 SKEW_CHECK = "online_features_match_offline"
 FLOAT_TOLERANCE = 1e-9
+FEATURES_TABLE = "features.flight_features"
 
 
 class OnlineStoreResource(ConfigurableResource):
@@ -176,9 +177,9 @@ def online_store_complete(context: AssetCheckExecutionContext, warehouse: DuckDB
     from data_platform.warehouse import table_exists
 
     with warehouse.get_connection() as conn:
-        if not table_exists(conn, "features.flight_features"):
+        if not table_exists(conn, FEATURES_TABLE):
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, description="no features yet")
-        newest = conn.execute("SELECT max(day) FROM features.flight_features").fetchone()[0]
+        newest = conn.execute(f"SELECT max(day) FROM {FEATURES_TABLE}").fetchone()[0]
         if newest is None:
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, description="no features yet")
         expected = {relation: Counter(str(row.get("day", "all")) for row in _rows(conn, relation, newest, newest))
@@ -244,7 +245,7 @@ def compare_logged(conn, records: list[dict]) -> dict:
     days = sorted({record["features"]["day"] for record in records})
     offline = {}
     for day in days:
-        cursor = conn.execute(f"SELECT * FROM {'features.flight_features'} WHERE day = ?", [dt.date.fromisoformat(day)])
+        cursor = conn.execute(f"SELECT * FROM {FEATURES_TABLE} WHERE day = ?", [dt.date.fromisoformat(day)])
         names = [c[0] for c in cursor.description]
         for row in cursor.fetchall():
             values = dict(zip(names, row))
@@ -295,7 +296,7 @@ def online_features_match_offline(context: AssetCheckExecutionContext, warehouse
     with warehouse.get_connection() as conn:
         from data_platform.warehouse import table_exists
 
-        outcome = compare_logged(conn, records) if records and table_exists(conn, "features.flight_features") else {
+        outcome = compare_logged(conn, records) if records and table_exists(conn, FEATURES_TABLE) else {
             "compared": 0, "pending": len(records), "stale": 0, "mismatches": [], "by_feature": Counter()}
     mismatches = outcome["mismatches"]
     by_feature = dict(outcome["by_feature"].most_common())

@@ -174,6 +174,10 @@ class _TooLarge(Exception):
     pass
 
 
+class StoreUnavailable(Exception):
+    pass
+
+
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(content=json.dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json")
 
@@ -229,8 +233,8 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
             return _json({"error": holder.error or "no model loaded"}, 503)
         try:
             store()
-        except (FileNotFoundError, OSError) as error:
-            return _json({"error": str(error)}, 503)
+        except Exception as error:  # a missing file, an unreachable Redis
+            return _json({"error": f"online store unavailable: {error}"}, 503)
         return None
 
     def score(flights: list[Flight]) -> list[str]:
@@ -239,7 +243,11 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
         online = store()
         requests = [A.FlightRequest(f.carrier, f.flight, f.origin, f.dest, f.scheduled_departure, f.tailnum)
                     for f in flights]
-        assembled = A.assemble(online, requests, holidays, cache=cache)
+        try:
+            assembled = A.assemble(online, requests, holidays, cache=cache)
+        except Exception as error:  # the store went away (file removed, Redis down): 503, not 500
+            log.exception("online store lookup failed")
+            raise StoreUnavailable(f"online store unavailable: {error}") from error
         scored = loaded.model.score([a.features for a in assembled])
         now = json.dumps(dt.datetime.now(dt.timezone.utc).isoformat())
         answers, lines = [], []
@@ -267,15 +275,22 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
         problem = unavailable()
         if problem:
             return problem
-        return Response(content=score([flight])[0], media_type="application/json")
+        try:
+            answers = score([flight])
+        except StoreUnavailable as error:
+            return _json({"error": str(error)}, 503)
+        return Response(content=answers[0], media_type="application/json")
 
     @app.post("/predict/batch")
     async def predict_batch(batch: Batch):
         problem = unavailable()
         if problem:
             return problem
-        return Response(content='{"predictions":[' + ",".join(score(batch.flights)) + "]}",
-                        media_type="application/json")
+        try:
+            answers = score(batch.flights)
+        except StoreUnavailable as error:
+            return _json({"error": str(error)}, 503)
+        return Response(content='{"predictions":[' + ",".join(answers) + "]}", media_type="application/json")
 
     @app.get("/health")
     async def health():
@@ -285,7 +300,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
         try:
             current = A.store_state(store())
             meta = store().meta()
-        except (FileNotFoundError, OSError) as error:
+        except Exception as error:  # a missing file, an unreachable Redis
             current, meta = None, {}
             body["store_error"] = str(error)
         if current is None or current.newest_day is None:
