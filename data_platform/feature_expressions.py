@@ -323,11 +323,21 @@ def _null_safe1(function):
     return lambda a: None if a is None else function(a)
 
 
+_NEAREST: dict = {}
+
+
 def _days_to_nearest(day, dates):
     if day is None or not dates:
         return None
-    at = bisect.bisect_left(dates, day)
-    return min(abs((dates[i] - day).days) for i in (at - 1, at) if 0 <= i < len(dates))
+    key = (day, dates[0], dates[-1], len(dates))  # the same holiday list: one answer per day
+    found = _NEAREST.get(key)
+    if found is None:
+        at = bisect.bisect_left(dates, day)
+        found = min(abs((dates[i] - day).days) for i in (at - 1, at) if 0 <= i < len(dates))
+        if len(_NEAREST) > 100_000:
+            _NEAREST.clear()
+        _NEAREST[key] = found
+    return found
 
 
 _HELPERS = {
