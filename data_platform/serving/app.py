@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -237,7 +238,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
             return _json({"error": f"online store unavailable: {error}"}, 503)
         return None
 
-    def score(flights: list[Flight]) -> list[str]:
+    def score(flights: list[Flight]) -> list[bytes]:
         """Each flight's answer as JSON text; the same text goes to the prediction log (serialized once)."""
         loaded = holder.current  # one version for the whole request
         online = store()
@@ -249,10 +250,11 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
             log.exception("online store lookup failed")
             raise StoreUnavailable(f"online store unavailable: {error}") from error
         scored = loaded.model.score([a.features for a in assembled])
-        now = json.dumps(dt.datetime.now(dt.timezone.utc).isoformat())
+        now = orjson.dumps(dt.datetime.now(dt.timezone.utc).isoformat()).decode()
         answers, lines = [], []
         for flight, features, result in zip(flights, assembled, scored):
-            answer = json.dumps({
+            # orjson writes timestamps as ISO 8601 with their offset (all UTC here), dates as YYYY-MM-DD.
+            answer = orjson.dumps({
                 "probability": result.probability,
                 "model_version": loaded.version,
                 "cutoff": features.cutoff,
@@ -262,10 +264,10 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
                 "unknown_categories": result.unknown,
                 "flags": [f"unknown category {u}: scored as missing, as in training" for u in result.unknown]
                 + features.flags,
-            }, separators=(",", ":"), default=A.jsonable)
+            })
             answers.append(answer)
-            request = json.dumps(flight.model_dump(mode="json"), separators=(",", ":"))
-            lines.append((features.features["day"].isoformat(), f'{{"logged_at":{now},"request":{request},{answer[1:]}'))
+            request = orjson.dumps(flight.model_dump(mode="json")).decode()
+            lines.append((features.features["day"].isoformat(), f'{{"logged_at":{now},"request":{request},{answer[1:].decode()}'))
         if prediction_log:
             prediction_log.write(lines)
         return answers
@@ -290,7 +292,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
             answers = score(batch.flights)
         except StoreUnavailable as error:
             return _json({"error": str(error)}, 503)
-        return Response(content='{"predictions":[' + ",".join(answers) + "]}", media_type="application/json")
+        return Response(content=b'{"predictions":[' + b",".join(answers) + b"]}", media_type="application/json")
 
     @app.get("/health")
     async def health():
