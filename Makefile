@@ -49,6 +49,14 @@ mlflow-ui: install
 catalog: install instance
 	$(BIN)/python -m data_platform catalog
 
+# Online scoring service on http://127.0.0.1:8000 (reads the online store and the MLflow registry).
+.PHONY: serve bench-serving
+serve: install
+	$(BIN)/python -m data_platform serve --host 127.0.0.1 --port 8000
+
+bench-serving: install
+	$(BIN)/python benchmarks/bench_serving.py
+
 clean:
 	rm -rf $(DATA_PLATFORM_HOME)
 

@@ -12,16 +12,14 @@ from data_platform.assets.ml import ml_assets
 from data_platform.automation import operate
 from data_platform.checks.drift import drift_checks, drift_records
 from data_platform.checks.features import feature_checks
+from data_platform.online.assets import online_assets, online_checks
 from data_platform.resources import build_resources
 from data_platform.settings import PROJECT_ROOT, landing_dir
-
-
 
 def _components() -> tuple[list, list]:
     """Assets and checks of the components in data_platform/defs (every declared dataset)."""
     loaded = load_from_defs_folder(path_within_project=PROJECT_ROOT)
     return list(loaded.assets or []), list(loaded.asset_checks or [])
-
 
 dataset_assets, dataset_checks = _components()
 
@@ -30,12 +28,12 @@ dataset_assets, dataset_checks = _components()
 # Freshness policies, automation conditions, freshness checks, sensors and schedules for the graph
 # as it stands (automation.operate); a landing directory is a live feed, the bundled year a replay.
 operations = operate(
-    [*dataset_assets, *feature_assets, *ml_assets, *drift_records], live_source=landing_dir() is not None
+    [*dataset_assets, *feature_assets, *ml_assets, *online_assets, *drift_records], live_source=landing_dir() is not None
 )
 
 defs = Definitions(
     assets=operations.assets,
-    asset_checks=[*operations.asset_checks, *dataset_checks, *feature_checks, *drift_checks],
+    asset_checks=[*operations.asset_checks, *dataset_checks, *feature_checks, *drift_checks, *online_checks],
     sensors=operations.sensors,
     schedules=operations.schedules,
     resources=build_resources(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from data_platform import settings
 from data_platform.mlflow_store import MlflowStore
 from data_platform.ingest import SourceResource
+from data_platform.online.assets import OnlineStoreResource
 from data_platform.warehouse import WarehouseResource
 
 
@@ -15,4 +16,5 @@ def build_resources() -> dict:
             landing_dir=settings.landing_dir(), sample_fraction=settings.sample_fraction()
         ),
         "mlflow": MlflowStore.from_env(),
+        "online_store": OnlineStoreResource.from_env(),
     }

@@ -264,7 +264,7 @@ def test_a_backfill_through_the_ui_api_builds_the_whole_graph_and_sensors_tick(d
 
     # the tables behind the daily assets hold exactly the three days
     with duckdb.connect(str(dagster_dev.data_home / "warehouse.duckdb"), read_only=True) as conn:
-        for key in sorted(partitioned):
+        for key in sorted(partitioned - {"ml/online_features"}):  # the online store is not a warehouse table
             table = key.replace("/", ".")
             days = [str(row[0]) for row in conn.execute(f"SELECT DISTINCT day FROM {table} ORDER BY day").fetchall()]
             assert days == DAYS, key

@@ -13,8 +13,9 @@ Cancelled and diverted flights have no label: they are left out and counted per 
 
 
 import datetime as dt
+import os
+from dataclasses import dataclass
 
-import pandas as pd
 from dagster import (
     AssetDep,
     AssetExecutionContext,
@@ -29,6 +30,9 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from data_platform import contracts
+from data_platform.feature_expressions import (
+    Coalesce, Col, Const, DatePart, DaysToNearest, Expr, HoursBefore, MinutesBetween, Ratio, When, select_list,
+)
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.partitions import daily_partitions, days_between, run_days, single_run
 from data_platform.warehouse import partition_stats, replace_days, transaction
@@ -73,6 +77,7 @@ FORBIDDEN = [
 
 def federal_holidays(first: dt.date, last: dt.date) -> list[dt.date]:
     """US federal holidays around first..last (one year of margin for the distance feature)."""
+    import pandas as pd
     from pandas.tseries.holiday import USFederalHolidayCalendar
 
     days = USFederalHolidayCalendar().holidays(
@@ -81,40 +86,59 @@ def federal_holidays(first: dt.date, last: dt.date) -> list[dt.date]:
     return [day.date() for day in days]
 
 
-def _trailing(name: str, keys: list[str], days: int) -> str:
-    """CTE `name`: per target day and key, completed flights (n) and delayed ones (k) of the
-    `days` days before it."""
+# --- one definition per feature ---------------------------------------------------------------
+#
+# A feature is computed in two steps, each defined once here:
+#
+# 1. *Inputs*: the flight's own published facts, plus rows matched to it from relations that are
+#    known at its cut-off: aggregates of earlier days per entity (`AGGREGATES`, SQL), the published
+#    schedule count of its origin and hour, the plane registry, and the last origin weather
+#    observation at or before the cut-off. Offline, `FEATURE_QUERY` joins them in the warehouse; the
+#    online store (`ml/online_features`) holds the rows of the same relations, computed by the same
+#    SQL (`online_relation_query`), and the service looks them up by the same keys.
+# 2. *Features*: `FEATURE_DEFINITIONS`, expressions over one row of inputs, declared once in the
+#    small expression language of `data_platform.feature_expressions` and compiled to SQL for the
+#    offline asset and to Python for the online service.
+
+LOCAL_TIMEZONE = "America/New_York"  # the source's local time: year/month/day/hour/minute are NYC
+HOLIDAYS_PARAM = "holidays"
+
+# Input columns per source. Weather columns are prefixed: `w_temp` is the matched observation's temp.
+WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+FLIGHT_INPUTS = ["day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc", "distance",
+                 "hour", "minute", "sched_arr_time"]
+PLANE_INPUTS = {"p_year": "year", "p_seats": "seats", "p_engines": "engines", "p_engine": "engine"}
+WEATHER_INPUTS = {"w_observed_at": "observed_at", **{f"w_{name}": name for name in WEATHER_COLUMNS}}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A relation of per-day, per-entity values computed from earlier days only.
+
+    `sql` is a CTE body over `target_days(day)` and `history` (completed/cancelled flags of the
+    LOOKBACK_DAYS before the target days); `keys` are its entity columns besides `day`; `inputs` maps
+    input column names to its value columns."""
+
+    name: str
+    keys: tuple[str, ...]
+    inputs: dict[str, str]
+    sql: str
+
+
+def _trailing(name: str, prefix: str, keys: tuple[str, ...], days: int) -> Aggregate:
+    """Per target day and key: completed flights (n) and delayed ones (k) of the `days` days before it."""
     columns = ", ".join(f"h.{key}" for key in keys)
-    return f"""{name} AS (
+    sql = f"""
     SELECT t.day, {columns}, count(h.delayed) AS n, sum(h.delayed::INTEGER)::DOUBLE AS k
     FROM target_days t JOIN history h ON h.day BETWEEN t.day - {days} AND t.day - 1
-    GROUP BY ALL
-)"""
+    GROUP BY ALL"""
+    return Aggregate(name, keys, {f"{prefix}_n": "n", f"{prefix}_k": "k"}, sql)
 
 
-def _rate(delayed: str, flights: str) -> str:
-    return f"CASE WHEN {flights} > 0 THEN {delayed} / {flights} END"
-
-
-WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-
-FEATURE_QUERY = f"""
-WITH
-flights AS (
-    SELECT *, sched_dep_utc - INTERVAL {CUTOFF_HOURS} HOUR AS cutoff_utc
-    FROM cleaned.flights WHERE day BETWEEN $first AND $last
-),
--- history: completed flights of earlier days, aggregated per day (outcomes known by then)
-history AS (
-    SELECT day, carrier, flight, origin, dest, cancelled,
-           CASE WHEN NOT cancelled AND NOT diverted THEN arr_delay > {DELAY_MINUTES} END AS delayed
-    FROM cleaned.flights
-    WHERE day BETWEEN $first::DATE - {LOOKBACK_DAYS} AND $last::DATE - 1
-),
-target_days AS (SELECT DISTINCT day FROM flights),
-{_trailing("trailing_carrier_origin", ["carrier", "origin"], 7)},
-{_trailing("trailing_carrier", ["carrier"], 7)},
-trailing_origin AS (
+AGGREGATES = [
+    _trailing("trailing_carrier_origin", "tco", ("carrier", "origin"), 7),
+    _trailing("trailing_carrier", "tc", ("carrier",), 7),
+    Aggregate("trailing_origin", ("origin",), {f"tor_{name}": name for name in ("n7", "k7", "n1", "k1", "s1", "c1")}, """
     SELECT t.day, h.origin,
            count(h.delayed) FILTER (WHERE h.day >= t.day - 7) AS n7,
            sum(h.delayed::INTEGER) FILTER (WHERE h.day >= t.day - 7)::DOUBLE AS k7,
@@ -123,80 +147,139 @@ trailing_origin AS (
            count(*) FILTER (WHERE h.day = t.day - 1) AS s1,
            count(*) FILTER (WHERE h.day = t.day - 1 AND h.cancelled)::DOUBLE AS c1
     FROM target_days t JOIN history h ON h.day BETWEEN t.day - 7 AND t.day - 1
-    GROUP BY ALL
-),
-{_trailing("trailing_dest", ["dest"], 7)},
-{_trailing("trailing_flight", ["carrier", "flight", "origin"], LOOKBACK_DAYS)},
--- the published schedule of the day (cancelled flights were scheduled too)
-departures_in_hour AS (
-    SELECT day, origin, hour, count(*) AS n FROM flights GROUP BY ALL
-),
-planes AS (
+    GROUP BY ALL"""),
+    _trailing("trailing_dest", "td", ("dest",), 7),
+    _trailing("trailing_flight", "tf", ("carrier", "flight", "origin"), LOOKBACK_DAYS),
+]
+AGGREGATE_INPUTS = {column for aggregate in AGGREGATES for column in aggregate.inputs}
+
+# The published schedule of a day (cancelled flights were scheduled too), per origin and local hour.
+DEPARTURES_IN_HOUR_SQL = "SELECT day, origin, hour, count(*) AS n FROM flights GROUP BY ALL"
+PLANES_SQL = """
     SELECT tailnum, any_value(TRY_CAST(year AS INTEGER)) AS year, any_value(TRY_CAST(seats AS INTEGER)) AS seats,
            any_value(TRY_CAST(engines AS INTEGER)) AS engines, any_value(engine) AS engine
-    FROM raw.planes GROUP BY tailnum
+    FROM raw.planes GROUP BY tailnum"""
+
+
+CUTOFF = HoursBefore(Col("sched_dep_utc"), CUTOFF_HOURS)
+# The matched observation counts only when it is at most WEATHER_MAX_AGE_HOURS older than the cut-off.
+_FRESH = Col("w_observed_at") >= HoursBefore(CUTOFF, WEATHER_MAX_AGE_HOURS)
+_OBSERVED = When(_FRESH, Col("w_observed_at"))
+_DAY = Col("day")
+
+FEATURE_DEFINITIONS: dict[str, Expr] = {
+    **{name: Col(name) for name in ("day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc")},
+    "cutoff_utc": CUTOFF,
+    "distance": Col("distance"),
+    "sched_dep_hour": Col("hour"),
+    "sched_dep_minute_of_day": Col("hour") * 60 + Col("minute"),
+    "sched_arr_minute_of_day": (Col("sched_arr_time") // 100) * 60 + Col("sched_arr_time") % 100,
+    "day_of_week": DatePart("isodow", _DAY),
+    "day_of_year": DatePart("dayofyear", _DAY),
+    "month": DatePart("month", _DAY),
+    "days_to_holiday": DaysToNearest(_DAY, HOLIDAYS_PARAM),
+    "origin_departures_in_hour": Col("departures_in_hour"),
+    "plane_age": DatePart("year", _DAY) - Col("p_year"),
+    "plane_seats": Col("p_seats"),
+    "plane_engines": Col("p_engines"),
+    "plane_engine": Col("p_engine"),
+    "weather_observed_at": _OBSERVED,
+    **{f"wx_{name}": When(_FRESH, Col(f"w_{name}")) for name in WEATHER_COLUMNS},
+    "wx_age_minutes": MinutesBetween(_OBSERVED, CUTOFF),
+    "carrier_origin_delay_rate_7d": Ratio(Col("tco_k"), Col("tco_n")),
+    "carrier_origin_flights_7d": Coalesce(Col("tco_n"), Const(0)),
+    "carrier_delay_rate_7d": Ratio(Col("tc_k"), Col("tc_n")),
+    "origin_delay_rate_1d": Ratio(Col("tor_k1"), Col("tor_n1")),
+    "origin_delay_rate_7d": Ratio(Col("tor_k7"), Col("tor_n7")),
+    "origin_cancel_rate_1d": Ratio(Col("tor_c1"), Col("tor_s1")),
+    "dest_delay_rate_7d": Ratio(Col("td_k"), Col("td_n")),
+    "flight_delay_rate_28d": Ratio(Col("tf_k"), Col("tf_n")),
+    "flight_flights_28d": Coalesce(Col("tf_n"), Const(0)),
+}
+# Every input column a feature reads (the online path must provide each one).
+FEATURE_INPUTS = sorted(set().union(*(e.columns() for e in FEATURE_DEFINITIONS.values())))
+
+
+def _history_sql(history_last: str) -> str:
+    """Completed flights (and cancellations) of the LOOKBACK_DAYS before $first up to `history_last`."""
+    return f"""
+    SELECT day, carrier, flight, origin, dest, cancelled,
+           CASE WHEN NOT cancelled AND NOT diverted THEN arr_delay > {DELAY_MINUTES} END AS delayed
+    FROM cleaned.flights
+    WHERE day BETWEEN $first::DATE - {LOOKBACK_DAYS} AND {history_last}"""
+
+
+def _sources(target_days: str, history_last: str) -> str:
+    """The CTEs every feature relation is built from, for flights of $first..$last."""
+    return f"""
+flights AS (
+    SELECT *, {CUTOFF.sql()} AS cutoff_utc
+    FROM cleaned.flights WHERE day BETWEEN $first AND $last
+),
+history AS ({_history_sql(history_last)}
+),
+target_days AS ({target_days}),
+{",".join(f"{os.linesep}{a.name} AS ({a.sql}{os.linesep})" for a in AGGREGATES)},
+departures_in_hour AS ({DEPARTURES_IN_HOUR_SQL}),
+planes AS ({PLANES_SQL}
 ),
 weather AS (
     SELECT * FROM cleaned.weather WHERE day BETWEEN $first::DATE - 1 AND $last
-),
-with_weather AS (
+)"""
+
+
+def _aggregate_join(aggregate: Aggregate, alias: str) -> str:
+    on = " AND ".join([f"{alias}.day = f.day", *(f"{alias}.{key} = f.{key}" for key in aggregate.keys)])
+    return f"LEFT JOIN {aggregate.name} {alias} ON {on}"
+
+
+FEATURE_QUERY = f"""
+WITH {_sources("SELECT DISTINCT day FROM flights", "$last::DATE - 1")},
+-- the last origin observation at or before each flight's cut-off
+matched_weather AS (
     SELECT f.day, f.carrier, f.flight, f.origin,
-           w.observed_at >= f.cutoff_utc - INTERVAL {WEATHER_MAX_AGE_HOURS} HOUR AS fresh,
-           w.observed_at AS weather_observed_at, {", ".join("w." + c for c in WEATHER_COLUMNS)}
+           {", ".join(f"w.{column} AS {name}" for name, column in WEATHER_INPUTS.items())}
     FROM flights f ASOF LEFT JOIN weather w
       ON f.origin = w.origin AND f.cutoff_utc >= w.observed_at
 ),
-fresh AS (
-    SELECT day, carrier, flight, origin,
-           {", ".join(f"CASE WHEN fresh THEN {c} END AS {c}" for c in ["weather_observed_at", *WEATHER_COLUMNS])}
-    FROM with_weather
-),
-holiday_distance AS (
-    SELECT t.day, min(abs(date_diff('day', t.day, h.holiday))) AS days
-    FROM target_days t CROSS JOIN holidays h GROUP BY t.day
+inputs AS (
+    SELECT {", ".join(f"f.{name}" for name in FLIGHT_INPUTS)}, f.arr_delay, f.cancelled, f.diverted,
+           dh.n AS departures_in_hour,
+           {", ".join(f"p.{column} AS {name}" for name, column in PLANE_INPUTS.items())},
+           {", ".join(f"mw.{name}" for name in WEATHER_INPUTS)},
+           {", ".join(f"a{i}.{column} AS {name}" for i, a in enumerate(AGGREGATES) for name, column in a.inputs.items())}
+    FROM flights f
+    LEFT JOIN matched_weather mw USING (day, carrier, flight, origin)
+    LEFT JOIN planes p ON p.tailnum = f.tailnum
+    LEFT JOIN departures_in_hour dh ON dh.day = f.day AND dh.origin = f.origin AND dh.hour = f.hour
+    {(os.linesep + "    ").join(_aggregate_join(a, f"a{i}") for i, a in enumerate(AGGREGATES))}
 )
 SELECT
-    f.day, f.carrier, f.flight, f.origin, f.dest, f.tailnum, f.sched_dep_utc, f.cutoff_utc,
-    f.distance,
-    f.hour AS sched_dep_hour,
-    f.hour * 60 + f.minute AS sched_dep_minute_of_day,
-    (f.sched_arr_time // 100) * 60 + f.sched_arr_time % 100 AS sched_arr_minute_of_day,
-    isodow(f.day) AS day_of_week,
-    dayofyear(f.day) AS day_of_year,
-    month(f.day) AS month,
-    hd.days AS days_to_holiday,
-    dh.n AS origin_departures_in_hour,
-    year(f.day) - p.year AS plane_age,
-    p.seats AS plane_seats,
-    p.engines AS plane_engines,
-    p.engine AS plane_engine,
-    fresh.weather_observed_at,
-    fresh.temp AS wx_temp, fresh.dewp AS wx_dewp, fresh.humid AS wx_humid, fresh.wind_dir AS wx_wind_dir,
-    fresh.wind_speed AS wx_wind_speed, fresh.wind_gust AS wx_wind_gust, fresh.precip AS wx_precip,
-    fresh.pressure AS wx_pressure, fresh.visib AS wx_visib,
-    date_diff('minute', fresh.weather_observed_at, f.cutoff_utc) AS wx_age_minutes,
-    {_rate("tco.k", "tco.n")} AS carrier_origin_delay_rate_7d,
-    coalesce(tco.n, 0) AS carrier_origin_flights_7d,
-    {_rate("tc.k", "tc.n")} AS carrier_delay_rate_7d,
-    {_rate("tor.k1", "tor.n1")} AS origin_delay_rate_1d,
-    {_rate("tor.k7", "tor.n7")} AS origin_delay_rate_7d,
-    {_rate("tor.c1", "tor.s1")} AS origin_cancel_rate_1d,
-    {_rate("td.k", "td.n")} AS dest_delay_rate_7d,
-    {_rate("tf.k", "tf.n")} AS flight_delay_rate_28d,
-    coalesce(tf.n, 0) AS flight_flights_28d,
-    f.arr_delay > {DELAY_MINUTES} AS {LABEL}
-FROM flights f
-LEFT JOIN fresh USING (day, carrier, flight, origin)
-LEFT JOIN planes p ON p.tailnum = f.tailnum
-LEFT JOIN holiday_distance hd ON hd.day = f.day
-LEFT JOIN departures_in_hour dh ON dh.day = f.day AND dh.origin = f.origin AND dh.hour = f.hour
-LEFT JOIN trailing_carrier_origin tco ON tco.day = f.day AND tco.carrier = f.carrier AND tco.origin = f.origin
-LEFT JOIN trailing_carrier tc ON tc.day = f.day AND tc.carrier = f.carrier
-LEFT JOIN trailing_origin tor ON tor.day = f.day AND tor.origin = f.origin
-LEFT JOIN trailing_dest td ON td.day = f.day AND td.dest = f.dest
-LEFT JOIN trailing_flight tf ON tf.day = f.day AND tf.carrier = f.carrier AND tf.flight = f.flight AND tf.origin = f.origin
-WHERE NOT f.cancelled AND NOT f.diverted
+    {select_list(FEATURE_DEFINITIONS)},
+    arr_delay > {DELAY_MINUTES} AS {LABEL}
+FROM inputs
+WHERE NOT cancelled AND NOT diverted
 """
+
+# What the online store holds, per relation: the same SQL, for the as-of days $first..$last + 1 (the
+# day after the newest data serves flights later than the data).
+ONLINE_RELATIONS = [*(a.name for a in AGGREGATES), "departures_in_hour", "schedule", "weather", "planes", "routes"]
+
+
+def online_relation_query(relation: str) -> str:
+    """SQL (parameters $first, $last) for the rows of `relation` the online store keeps for days
+    $first..$last: aggregates as of each day $first..$last + 1, the published schedule and its counts,
+    the weather observations, the plane registry and the route distances."""
+    sources = _sources("SELECT range::DATE AS day FROM range($first::DATE, $last::DATE + 2, INTERVAL 1 DAY)", "$last")
+    body = {
+        "departures_in_hour": "SELECT * FROM departures_in_hour",
+        "schedule": "SELECT day, carrier, flight, origin, dest, tailnum, distance, sched_arr_time FROM flights",
+        "weather": f"SELECT day, origin, {', '.join(WEATHER_INPUTS.values())} FROM weather WHERE day BETWEEN $first AND $last",
+        "planes": "SELECT * FROM planes",
+        # A route's distance: the most common one in the range (two routes have two distances in 2013).
+        "routes": "SELECT origin, dest, mode(distance ORDER BY distance DESC) AS distance FROM flights GROUP BY ALL",
+    }.get(relation, f"SELECT * FROM {relation}")
+    return f"WITH {sources}\n{body}"
 
 
 def _lineage() -> TableColumnLineage:
@@ -243,8 +326,7 @@ def _lineage() -> TableColumnLineage:
 def compute_features(conn, first: dt.date, last: dt.date) -> dict[str, dict]:
     """Write features for days first..last (one transaction); returns per-day counts for metadata."""
     contract = contracts.FEATURES
-    conn.register("holidays", pd.DataFrame({"holiday": federal_holidays(first, last)}))
-    params = {"first": first, "last": last}
+    params = {"first": first, "last": last, HOLIDAYS_PARAM: federal_holidays(first, last)}
     with transaction(conn):
         replace_days(conn, contract, f"SELECT * FROM ({FEATURE_QUERY})", params, first, last)
     counts = conn.execute(
@@ -262,7 +344,6 @@ def compute_features(conn, first: dt.date, last: dt.date) -> dict[str, dict]:
         """,
         [first, last],
     ).fetchall()
-    conn.unregister("holidays")
     outcome = {name: {} for name in (
         "cancelled_excluded", "diverted_excluded", "label_positive_rate", "rows_without_weather",
         "rows_without_plane", "rows_without_history",
