@@ -1,8 +1,4 @@
-<<<<<<< HEAD
-"""Command line: `python -m data_platform demo|catalog|drift-report|dataset`."""
-=======
-"""Command line: `python -m data_platform demo|catalog|drift-report|serve`."""
->>>>>>> serving
+"""Command line: `python -m data_platform demo|catalog|drift-report|dataset|serve`."""
 
 from __future__ import annotations
 
@@ -28,13 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("day", nargs="?", help="partition (YYYY-MM-DD) whose stored report to render")
     report.add_argument("--check", default="feature_drift", help="feature_drift (default) or prediction_drift")
     report.add_argument("--workspace", action="store_true", help="rebuild the workspace that `evidently ui` shows")
-<<<<<<< HEAD
     add_dataset_commands(commands)
-=======
     serve = commands.add_parser("serve", help="start the online scoring service (FastAPI)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
->>>>>>> serving
     args = parser.parse_args(argv)
     if args.command == "serve":
         from data_platform.serving.app import serve as run_service
