@@ -59,3 +59,17 @@ def sample_fraction() -> float:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"{SAMPLE_ENV} must be in (0, 1], got {fraction}")
     return fraction
+
+
+# --- where people open things: links in metadata (`make dev` sets them from its ports) -------------
+
+MLFLOW_UI_URL_ENV = "DATA_PLATFORM_MLFLOW_UI_URL"   # the MLflow UI (default http://127.0.0.1:5000)
+REPORTS_URL_ENV = "DATA_PLATFORM_REPORTS_URL"       # serves $DATA_PLATFORM_HOME/reports (default http://127.0.0.1:8000)
+
+
+def mlflow_ui_url() -> str:
+    return (os.environ.get(MLFLOW_UI_URL_ENV) or "http://127.0.0.1:5000").rstrip("/")
+
+
+def reports_url() -> str:
+    return (os.environ.get(REPORTS_URL_ENV) or "http://127.0.0.1:8000").rstrip("/")

@@ -337,7 +337,9 @@ def _cleaned_asset(spec: CleaningSpec) -> AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run,
         pool="duckdb",
-        deps=[AssetKey(["raw", spec.table])],
+        # The reference tables the flights refer to: a backfill materializes them before these
+        # partitions, so the reference checks never run ahead of them.
+        deps=[AssetKey(["raw", spec.table]), *(AssetKey(["raw", table]) for table in REFERENCES.get(spec.table, ()))],
         metadata={
             **table_definition_metadata(spec.cleaned),
             "dagster/column_lineage": lineage,
@@ -370,6 +372,9 @@ def _cleaned_asset(spec: CleaningSpec) -> AssetsDefinition:
 
     return cleaned
 
+
+# Reference tables each cleaned table's codes point into (the contract's relationships, later).
+REFERENCES = {"flights": ("airlines", "airports", "planes")}
 
 CLEANING_SPECS = {spec.table: spec for spec in (FLIGHTS, WEATHER)}
 cleaned_assets = [_cleaned_asset(spec) for spec in CLEANING_SPECS.values()]
