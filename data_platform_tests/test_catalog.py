@@ -25,7 +25,7 @@ def test_catalog_lists_every_asset_with_its_latest_partition_versions(instance, 
     flights = records["cleaned/flights"]
     assert flights["owners"] == ["team:data-platform"] and flights["kinds"] == ["duckdb", "sql"]
     assert flights["group"] == "cleaned" and flights["code_version"] == "2" and flights["table"] == "cleaned.flights"
-    assert flights["upstream"] == ["raw/flights"]
+    assert flights["upstream"] == ["raw/airlines", "raw/airports", "raw/flights", "raw/planes"]  # the references too
     assert flights["description"].startswith("Typed flights")
     columns = {column["name"]: column for column in flights["column_schema"]}
     assert columns["arr_delay"]["type"] == "DOUBLE" and columns["arr_delay"]["description"]
