@@ -215,9 +215,22 @@ def test_a_real_error_drift_result_on_july_launches_a_retrain_ending_that_day(in
     [evaluation] = [e.event_specific_data for e in checked.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR  # summer against January
 
+    # The retraining windows (holdout 06-13..07-10, training up to 180 days before 05-14) have no
+    # features stored here: the sensor says so instead of launching a run that would fail.
     after = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=before.cursor))
-    [request] = after.run_requests
-    assert request.run_config["ops"]["ml__delay_model"]["config"]["holdout_last"] == "2013-07-10"
+    assert not after.run_requests
+    assert "features/flight_features lacks" in after.skip_message and "2013-07-10" in after.skip_message
+
+    # With the features of shorter windows stored, a new ERROR result launches the retrain.
+    monkeypatch.setattr(automation, "HOLDOUT_DAYS", 1)
+    monkeypatch.setattr(automation, "TRAIN_DAYS", 7)
+    monkeypatch.setattr(automation, "MIN_TRAIN_DAYS", 7)
+    materialize_days(pipeline, "2013-06-05", "2013-06-11", instance=instance, resources=resources)  # 07-10 - 29 days
+    materialize_days(AssetSelection.checks(FEATURE_DRIFT_CHECK), "2013-07-10", instance=instance, resources=resources)
+    again = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=after.cursor))
+    [request] = again.run_requests
+    assert request.run_config["ops"]["ml__delay_model"]["config"] == {
+        "train_first": "2013-06-05", "train_last": "2013-06-11", "holdout_first": "2013-07-10", "holdout_last": "2013-07-10"}
     assert request.tags[automation.DRIFT_EVENTS_TAG]
 
 
