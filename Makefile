@@ -52,12 +52,13 @@ dev: install instance
 demo: install instance
 	$(BIN)/python -m data_platform demo
 
+# Two workers: the end-to-end and browser tests (one `make dev`, group make_dev) run beside the rest.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The inner loop: everything but the tests that start real servers and browsers (marker real_process).
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not real_process"
+	$(BIN)/python -m pytest -q -n 2 -m "not real_process"
 
 bench: install
 	$(BIN)/python benchmarks/run.py

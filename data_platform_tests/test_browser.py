@@ -13,7 +13,8 @@ import pytest
 
 from data_platform.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.real_process
+# one `make dev` for both modules: the same xdist worker runs them (make test: --dist loadgroup)
+pytestmark = [pytest.mark.real_process, pytest.mark.xdist_group("make_dev")]
 
 SCREENSHOTS = Path(os.environ.get("DATA_PLATFORM_SCREENSHOTS") or PROJECT_ROOT / ".data" / "screenshots")
 CHROMIUM = os.environ.get("DATA_PLATFORM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

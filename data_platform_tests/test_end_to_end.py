@@ -13,7 +13,8 @@ from data_platform.checks import freshness
 from data_platform_tests.conftest import GRAPH_DAYS, MONTH
 from data_platform_tests.devstack import DevStack, metadata
 
-pytestmark = pytest.mark.real_process
+# one `make dev` for both modules: the same xdist worker runs them (make test: --dist loadgroup)
+pytestmark = [pytest.mark.real_process, pytest.mark.xdist_group("make_dev")]
 
 FLIGHTS_ON_GRAPH_DAYS = 2_632  # in the bundled data
 # Failing checks on clean data that are real findings about the bundled data (README): 2013-12-31
