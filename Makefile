@@ -52,13 +52,14 @@ dev: install instance
 demo: install instance
 	$(BIN)/python -m data_platform demo
 
-# Two workers: the end-to-end and browser tests (one `make dev`, group make_dev) run beside the rest.
+# Two workers, one test module each at a time: the end-to-end module (one `make dev`, its browser
+# tests included) runs beside the rest.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The inner loop: everything but the tests that start real servers and browsers (marker real_process).
 test-fast: install
-	$(BIN)/python -m pytest -q -n 2 -m "not real_process"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not real_process"
 
 bench: install
 	$(BIN)/python benchmarks/run.py

@@ -68,7 +68,7 @@ def steps() -> list[Step]:
         Step("raw daily files", ["raw/flights", "raw/weather"], HISTORY_FIRST, LAST),
         Step("cleaned and typed", ["cleaned/flights", "cleaned/weather"], HISTORY_FIRST, LAST),
         Step("point-in-time features", ["features/flight_features"], FEATURES_FIRST, LAST),
-        Step("model: train Sep-Nov, hold out Dec 1-7", ["ml/delay_model"],
+        Step("model: train Sep-Nov, test Dec 1-7", ["ml/delay_model"],
              run_config={"ops": {model_op: {"config": model_config}}}),
         Step("feature drift vs the champion", ["features/flight_features"], FEATURES_FIRST, LAST,
              checks_only=True),

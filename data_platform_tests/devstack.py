@@ -146,16 +146,14 @@ class DevStack:
         return found
 
     def stop(self, how: signal.Signals = signal.SIGTERM, grace: float = 30) -> float:
-        """SIGTERM to make alone (what docker stop, systemd and CI runners send) or SIGINT to its
-        process group (Ctrl-C in a terminal); seconds until none of its processes is left. Anything
-        still alive after `grace` seconds is killed (and the caller's assertion fails)."""
+        """`how` to make's process group, as a terminal sends Ctrl-C (SIGINT) and systemd (its default
+        KillMode) or a CI runner stops a job (SIGTERM); honcho's processes have process groups of their
+        own and are stopped by honcho. Seconds until none of its processes is left; anything still
+        alive after `grace` seconds is killed (and the caller's assertion fails)."""
         if self.process is None or self.process.poll() is not None:
             return self.stop_seconds or 0.0
         started = time.monotonic()
-        if how == signal.SIGINT:
-            os.killpg(self.process.pid, signal.SIGINT)
-        else:
-            self.process.send_signal(how)
+        os.killpg(self.process.pid, how)
         while (self.process.poll() is None or self.processes()) and time.monotonic() - started < grace:
             time.sleep(0.2)
         self.stop_seconds = time.monotonic() - started
