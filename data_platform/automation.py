@@ -277,7 +277,7 @@ def drift_retrain_request(context: SensorEvaluationContext, model_op: str):
         return SkipReason(
             f"{event}: features/flight_features lacks {len(missing)} day(s) of the retraining windows "
             f"{windows['train_first']}..{windows['holdout_last']} (first: {missing[0]}); materialize them, then "
-            f"{MODEL_KEY.to_user_string()} with {windows}"
+            f"{MODEL_KEY.to_user_string()} with the run config {windows}"
         )
     context.log.info(f"{event}: retraining {MODEL_KEY.to_user_string()} with {windows}")
     return RunRequest(

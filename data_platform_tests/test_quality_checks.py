@@ -178,3 +178,17 @@ def test_reference_checks_wait_for_the_reference_tables_they_read():
         "cleaned__flights__quality_checks"
     )
     assert {"raw__airlines", "raw__airports", "raw__planes"} <= {output.node_name for output in upstream}
+
+
+def test_a_reference_check_without_its_reference_table_says_not_checkable_and_does_not_fail(instance, resources):
+    # The flights alone, no reference tables (a check run on its own on a fresh warehouse): nothing
+    # can be judged, so nothing is reported as bad data.
+    result = materialize_days(FLIGHTS, "2013-01-01", instance=instance, resources=resources)
+    found = checks(result)
+    for name, table in (("carriers_known_in_airlines", "raw.airlines"), ("dests_known_in_airports", "raw.airports"),
+                        ("tailnums_known_in_planes", "raw.planes")):
+        evaluation = found[("cleaned/flights", name)]
+        assert evaluation.passed, name
+        assert evaluation.description.startswith(f"Not checkable: {table} is not materialized."), evaluation.description
+        assert evaluation.metadata["checkable"].value is False
+        assert per_partition(evaluation)["2013-01-01"]["detail"] == f"not checkable: {table} is not materialized"
