@@ -7,7 +7,18 @@ DATA_PLATFORM_HOME ?= $(CURDIR)/.data
 DAGSTER_HOME ?= $(DATA_PLATFORM_HOME)/dagster
 export DATA_PLATFORM_HOME DAGSTER_HOME
 
-.PHONY: install instance dev demo test bench bench-ml mlflow-ui catalog clean dataset-new dataset-check
+# `make dev` ports (all on 127.0.0.1) and the URLs that links in the UI point to.
+DAGSTER_UI_PORT ?= 3000
+DAGSTER_CODE_PORT ?= 4266
+MLFLOW_UI_PORT ?= 5000
+REPORTS_PORT ?= 8080
+DATA_PLATFORM_MLFLOW_UI_URL ?= http://127.0.0.1:$(MLFLOW_UI_PORT)
+DATA_PLATFORM_REPORTS_URL ?= http://127.0.0.1:$(REPORTS_PORT)
+DATA_PLATFORM_UI_URL ?= http://127.0.0.1:$(DAGSTER_UI_PORT)
+export DAGSTER_UI_PORT DAGSTER_CODE_PORT MLFLOW_UI_PORT REPORTS_PORT
+export DATA_PLATFORM_MLFLOW_UI_URL DATA_PLATFORM_REPORTS_URL DATA_PLATFORM_UI_URL
+
+.PHONY: install instance dev demo test test-fast bench bench-ml mlflow-ui catalog clean dataset-new dataset-check
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +36,30 @@ instance:
 	mkdir -p $(DAGSTER_HOME)
 	cat $(INSTANCE_CONFIG) > $(DAGSTER_HOME)/dagster.yaml
 
+# The Dagster code server, webserver and daemon, the MLflow UI and the drift report server under
+# honcho (Procfile); Ctrl-C or SIGTERM stops them all. The workspace points both Dagster
+# processes at the one code server.
 dev: install instance
-	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+	mkdir -p $(DATA_PLATFORM_HOME)/mlflow/artifacts $(DATA_PLATFORM_HOME)/reports/drift
+	printf 'load_from:\n  - grpc_server: {host: 127.0.0.1, port: %s, location_name: data_platform}\n' \
+		$(DAGSTER_CODE_PORT) > $(DAGSTER_HOME)/workspace.yaml
+	@echo "Dagster UI      $(DATA_PLATFORM_UI_URL)"
+	@echo "MLflow UI       $(DATA_PLATFORM_MLFLOW_UI_URL)"
+	@echo "drift reports   $(DATA_PLATFORM_REPORTS_URL)/drift/"
+	@echo "(Ctrl-C stops them all)"
+	$(BIN)/honcho start --no-colour
 
 demo: install instance
 	$(BIN)/python -m data_platform demo
 
+# Two workers, one test module each at a time: the end-to-end module (one `make dev`, its browser
+# tests included) runs beside the rest.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The inner loop: everything but the tests that start real servers and browsers (marker real_process).
+test-fast: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not real_process"
 
 bench: install
 	$(BIN)/python benchmarks/run.py

@@ -9,9 +9,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="materialize January 2013 through every asset and summarize")
-    demo.add_argument("--first", default="2013-01-01")
-    demo.add_argument("--last", default="2013-01-31")
+    commands.add_parser("demo", help="run the whole graph over Oct-Dec 2013 step by step and summarize")
     catalog = commands.add_parser(
         "catalog", help="write the asset catalog (definitions + instance history) as JSON Lines"
     )
@@ -36,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from data_platform.demo import run_demo
 
-        return run_demo(args.first, args.last)
+        return run_demo()
     if args.command == "catalog":
         from data_platform.catalog import export_catalog
 

@@ -193,6 +193,20 @@ def retrain_windows(newest_drifted: dt.date) -> Optional[dict]:
             "holdout_first": holdout_first.isoformat(), "holdout_last": newest_drifted.isoformat()}
 
 
+def missing_feature_days(instance, windows: dict) -> list[str]:
+    """Days of the training and holdout windows without a materialized feature partition."""
+    from data_platform.assets.features import FEATURES_KEY
+
+    have = instance.get_materialized_partitions(FEATURES_KEY)
+    needed = []
+    for first, last in ((windows["train_first"], windows["train_last"]), (windows["holdout_first"], windows["holdout_last"])):
+        day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        while day <= end:
+            needed.append(day.isoformat())
+            day += dt.timedelta(days=1)
+    return [day for day in needed if day not in have]
+
+
 def drifted_days(record, evaluation) -> set[dt.date]:
     """The partitions an ERROR drift result names: its per-partition table, its list of failed
     partitions, or the partition the result was recorded for."""
@@ -259,6 +273,13 @@ def drift_retrain_request(context: SensorEvaluationContext, model_op: str):
     windows = retrain_windows(days[-1])
     if windows is None:
         return SkipReason(f"{event}: too little history before {days[-1]} to retrain on recent data")
+    missing = missing_feature_days(context.instance, windows)
+    if missing:  # the run would fail reading them: say what to materialize instead
+        return SkipReason(
+            f"{event}: features/flight_features lacks {len(missing)} day(s) of the retraining windows "
+            f"{windows['train_first']}..{windows['holdout_last']} (first: {missing[0]}); materialize them, then "
+            f"{MODEL_KEY.to_user_string()} with the run config {windows}"
+        )
     context.log.info(f"{event}: retraining {MODEL_KEY.to_user_string()} with {windows}")
     return RunRequest(
         run_key=f"feature-drift-{ids[-1]}",

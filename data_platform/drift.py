@@ -50,7 +50,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from data_platform.settings import home_path
+from data_platform.settings import home_path, reports_url
 
 NUMERICAL = "numerical"
 CATEGORICAL = "categorical"
@@ -478,14 +478,30 @@ class DriftMeter:
 _REFERENCE_DATASETS: dict[tuple, object] = {}  # Evidently datasets of reference samples, per process
 
 
-def measure_days(meter: DriftMeter, frame: pd.DataFrame, days: list[dt.date], render_last: bool = True) -> list[PartitionDrift]:
-    """Drift of each day of `frame` (a `day` column) in `days`; the last day's HTML is rendered."""
+def measure_days(meter: DriftMeter, frame: pd.DataFrame, days: list[dt.date], render_last: bool = True,
+                 render_all: bool = True) -> list[PartitionDrift]:
+    """Drift of each day of `frame` (a `day` column) in `days`; every day's HTML is rendered (each
+    result links to its report), or with `render_all=False` only the last day's and failing ones."""
     groups = {day: rows for day, rows in frame.groupby(pd.to_datetime(frame["day"]).dt.date, sort=False)} if len(frame) else {}
     empty = frame.iloc[0:0]
     return [
-        meter.measure(day, groups.get(day, empty), render=render_last and day == days[-1])
+        meter.measure(day, groups.get(day, empty), render=render_all or (render_last and day == days[-1]))
         for day in days
     ]
+
+
+def report_url(path: Optional[Path | str]) -> Optional[str]:
+    """The browser URL of a stored report: the report server (`make dev`) serves
+    `$DATA_PLATFORM_HOME/reports` at DATA_PLATFORM_REPORTS_URL (default http://127.0.0.1:8080).
+    None for no path or a path outside the reports folder."""
+    if not path:
+        return None
+    root = home_path("reports")
+    try:
+        relative = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None
+    return f"{reports_url()}/{relative.as_posix()}"
 
 
 # --- the Evidently workspace ---------------------------------------------------------------------
@@ -536,5 +552,5 @@ def report_command(day: Optional[str], check: str, workspace: bool) -> int:
     if workspace:
         path = sync_workspace(store)
         print(f"Evidently workspace rebuilt from {store.root}: open it with\n"
-              f"  .venv/bin/evidently ui --workspace {path} --host 127.0.0.1 --port 8000")
+              f"  .venv/bin/evidently ui --workspace {path} --host 127.0.0.1 --port 8090")
     return 0

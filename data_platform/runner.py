@@ -38,12 +38,13 @@ def materialize_unpartitioned(
     *,
     instance: DagsterInstance,
     resources: dict | None = None,
+    run_config: dict | None = None,
     raise_on_error: bool = True,
 ) -> ExecuteInProcessResult:
     from data_platform.definitions import defs
     from data_platform.resources import build_resources
 
-    return _materialize(defs, selection, instance, resources or build_resources(), {}, None, raise_on_error)
+    return _materialize(defs, selection, instance, resources or build_resources(), {}, run_config, raise_on_error)
 
 
 def _materialize(defs, selection, instance, resources, tags, run_config, raise_on_error) -> ExecuteInProcessResult:

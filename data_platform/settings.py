@@ -80,3 +80,17 @@ def datasets_dirs() -> list[Path]:
 def user_datasets_dir() -> Path:
     """Where `dataset new` writes: DATA_PLATFORM_DATASETS_DIR when set, else the repository's folder."""
     return datasets_dirs()[-1]
+
+
+# --- where people open things: links in metadata (`make dev` sets them from its ports) -------------
+
+MLFLOW_UI_URL_ENV = "DATA_PLATFORM_MLFLOW_UI_URL"   # the MLflow UI (default http://127.0.0.1:5000)
+REPORTS_URL_ENV = "DATA_PLATFORM_REPORTS_URL"       # serves $DATA_PLATFORM_HOME/reports (default http://127.0.0.1:8080)
+
+
+def mlflow_ui_url() -> str:
+    return (os.environ.get(MLFLOW_UI_URL_ENV) or "http://127.0.0.1:5000").rstrip("/")
+
+
+def reports_url() -> str:
+    return (os.environ.get(REPORTS_URL_ENV) or "http://127.0.0.1:8080").rstrip("/")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,62 @@ def warehouse(platform_home: Path):
     import duckdb
 
     return lambda: duckdb.connect(str(platform_home / "warehouse.duckdb"), read_only=True)
+
+
+# --- `make dev` after a whole-graph backfill and a month's backfill, shared by the end-to-end and
+# browser tests (real processes: marker real_process, left out by `make test-fast`) ---------------
+
+GRAPH_DAYS = ["2013-12-29", "2013-12-30", "2013-12-31"]
+MONTH = [f"2013-11-{day:02d}" for day in range(1, 31)]
+# The model trains on two of the days and holds out the third (its defaults need a year of
+# features). Small and regularised, so two days of flights do not overfit it.
+MODEL_CONFIG = {"train_first": GRAPH_DAYS[0], "train_last": GRAPH_DAYS[1], "holdout_first": GRAPH_DAYS[2],
+                "holdout_last": GRAPH_DAYS[2], "max_iter": 30, "min_samples_leaf": 200}
+
+
+@pytest.fixture(scope="session")
+def backfilled_stack(tmp_path_factory):
+    """`make dev` on free ports; from nothing materialized, the UI's two backfills: the whole graph
+    over GRAPH_DAYS, then every daily asset over MONTH (both as the UI sends them: partition names
+    and an asset selection). Yields (stack, results); stopped with SIGTERM at the end of the session."""
+    from data_platform import automation
+    from data_platform.checks import freshness
+    from data_platform_tests.devstack import ASSETS, AUTOMATED_RUNS, SENSOR, DevStack
+
+    stack = DevStack(tmp_path_factory.mktemp("make_dev")).start()
+    try:
+        started = time.monotonic()
+        location = stack.wait_until_up()
+        timings = {"make dev up": time.monotonic() - started}
+        nodes = [node for node in stack.graphql(ASSETS % "[]")["assetNodes"] if node["isExecutable"]]
+        keys = [node["assetKey"] for node in nodes]
+        partitioned = [node["assetKey"] for node in nodes if node["isPartitioned"]]
+        ops = {"/".join(node["assetKey"]["path"]): node["opName"] for node in nodes}
+        model_op = ops[automation.MODEL_KEY.to_user_string()]
+        graph = stack.launch_backfill({
+            "partitionNames": GRAPH_DAYS, "assetSelection": keys, "title": "whole graph",
+            "runConfigData": {"ops": {model_op: {"config": MODEL_CONFIG}}},
+        })
+        timings["whole-graph backfill"] = time.monotonic() - started - sum(timings.values())
+
+        # the daemon ticks the freshness and automation sensors after it (RUNNING by default)
+        backfill_done = time.time()
+
+        def ticked(name: str):
+            selector = {"repositoryLocationName": location[0], "repositoryName": location[1], "sensorName": name}
+            state = stack.graphql(SENSOR, {"selector": selector})["sensorOrError"]["sensorState"]
+            done = [t for t in state["ticks"] if t["status"] in ("SUCCESS", "SKIPPED") and t["timestamp"] > backfill_done]
+            return {"status": state["status"], "ticks": state["ticks"]} if done else None
+
+        sensors = {name: stack.wait_until(f"a tick of {name}", lambda: ticked(name), 180, every=3)
+                   for name in (freshness.SENSOR_NAME, automation.AUTOMATION_SENSOR)}
+        automated = stack.graphql(AUTOMATED_RUNS)["runsOrError"]["results"]
+        graph_nodes = stack.graphql(ASSETS % json.dumps(GRAPH_DAYS))["assetNodes"]
+        timings["sensors seen"] = time.monotonic() - started - sum(timings.values())
+
+        month = stack.launch_backfill({"partitionNames": MONTH, "assetSelection": partitioned, "title": "a month"})
+        timings["month backfill"] = time.monotonic() - started - sum(timings.values())
+        yield stack, {"graph": graph, "month": month, "keys": keys, "partitioned": partitioned, "sensors": sensors,
+                      "automated_after_graph": automated, "graph_nodes": graph_nodes, "timings": timings}
+    finally:
+        stack.stop(signal.SIGTERM)

@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import (
     AssetCheckEvaluation,
@@ -59,16 +60,19 @@ def test_downstream_daily_assets_follow_a_reingested_day_once_and_only_that_day(
 
     materialize_days(["raw/flights", "raw/weather"], "2013-03-05", instance=instance, resources=resources)
     second = evaluate_automation_conditions(defs, instance, cursor=first.cursor)
-    assert requested(second) == {"cleaned/flights": {"2013-03-05"}, "cleaned/weather": {"2013-03-05"}}
+    # features depend on their own day (their history is read, not a partition dependency), so they
+    # follow in the same evaluation; predictions wait for a model
+    day = {"2013-03-05"}
+    assert requested(second) == {"cleaned/flights": day, "cleaned/weather": day, "features/flight_features": day}
 
-    # a run that materializes raw and cleaned together leaves nothing to follow; 03-05 was
-    # requested once already and is not requested again
+    # a run that materializes raw and cleaned together leaves only that day's features to follow;
+    # 03-05 was requested once already and is not requested again
     materialize_days(
         ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"], "2013-03-06",
         instance=instance, resources=resources,
     )
     third = evaluate_automation_conditions(defs, instance, cursor=second.cursor)
-    assert third.total_requested == 0
+    assert requested(third) == {"features/flight_features": {"2013-03-06"}}
 
 
 def test_an_unpartitioned_upstream_update_does_not_request_a_year_of_history(instance, resources):
@@ -91,7 +95,16 @@ def landing(tmp_path: Path, platform_home: Path) -> Path:
     for day in ("2013-02-01", "2013-02-02"):
         for table in ("flights", "weather"):
             write_landing_day(folder, table, day)
+        published_together(folder, day)
     return folder
+
+
+def published_together(folder: Path, day: str) -> None:
+    """One modification time for a day's files: the schedule groups tables by (day, publication
+    second), and on a busy machine two files written in a row can straddle a second."""
+    now = dt.datetime.now().timestamp()
+    for table in ("flights", "weather"):
+        os.utime(folder / table / f"{day}.csv", (now, now))
 
 
 def evaluate_schedule(instance, landing: Path):
@@ -131,6 +144,7 @@ def test_the_schedule_ingests_the_newest_landing_day_once_per_version_of_the_fil
     write_landing_day(landing, "weather", "2013-02-03")
     broken = landing / "flights" / "2013-02-03.csv"
     broken.write_text(broken.read_text()[:5000])
+    published_together(landing, "2013-02-03")
     ticked = evaluate_schedule(instance, landing)
     assert [r.partition_key for r in ticked.run_requests] == ["2013-02-03"]
     assert not run_request(ticked.run_requests[0], instance, landing, raise_on_error=False).success
@@ -164,6 +178,12 @@ def test_one_error_drift_event_gives_one_retrain_on_the_data_up_to_the_drifted_d
 
     quiet = tick(None)
     assert not quiet.run_requests
+    # the sensor launches a retrain only when the windows' feature partitions are stored (recorded
+    # here the way any run records them; their rows do not matter to the sensor)
+    from dagster import AssetMaterialization
+
+    for day in pd.date_range("2013-01-01", "2013-08-02").strftime("%Y-%m-%d"):
+        instance.report_runless_asset_event(AssetMaterialization(asset_key=DRIFT.asset_key, partition=day))
 
     drift_result(instance, passed=True, severity=AssetCheckSeverity.ERROR)
     drift_result(instance, passed=False, severity=AssetCheckSeverity.WARN, days=["2013-07-10"])
@@ -215,9 +235,22 @@ def test_a_real_error_drift_result_on_july_launches_a_retrain_ending_that_day(in
     [evaluation] = [e.event_specific_data for e in checked.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR  # summer against January
 
+    # The retraining windows (holdout 06-13..07-10, training up to 180 days before 05-14) have no
+    # features stored here: the sensor says so instead of launching a run that would fail.
     after = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=before.cursor))
-    [request] = after.run_requests
-    assert request.run_config["ops"]["ml__delay_model"]["config"]["holdout_last"] == "2013-07-10"
+    assert not after.run_requests
+    assert "features/flight_features lacks" in after.skip_message and "2013-07-10" in after.skip_message
+
+    # With the features of shorter windows stored, a new ERROR result launches the retrain.
+    monkeypatch.setattr(automation, "HOLDOUT_DAYS", 1)
+    monkeypatch.setattr(automation, "TRAIN_DAYS", 7)
+    monkeypatch.setattr(automation, "MIN_TRAIN_DAYS", 7)
+    materialize_days(pipeline, "2013-06-05", "2013-06-11", instance=instance, resources=resources)  # 07-10 - 29 days
+    materialize_days(AssetSelection.checks(FEATURE_DRIFT_CHECK), "2013-07-10", instance=instance, resources=resources)
+    again = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=after.cursor))
+    [request] = again.run_requests
+    assert request.run_config["ops"]["ml__delay_model"]["config"] == {
+        "train_first": "2013-06-05", "train_last": "2013-06-11", "holdout_first": "2013-07-10", "holdout_last": "2013-07-10"}
     assert request.tags[automation.DRIFT_EVENTS_TAG]
 
 

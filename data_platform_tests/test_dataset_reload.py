@@ -1,4 +1,4 @@
-"""A contract dropped into DATA_PLATFORM_DATASETS_DIR appears in a running `dagster dev` after
+"""A contract dropped into DATA_PLATFORM_DATASETS_DIR appears in a running `make dev` after
 *Reload definitions* (the GraphQL `reloadRepositoryLocation` mutation the UI's button sends); a broken
 one makes the reload fail with the file and line, and the location loads again once it is fixed."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from data_platform.datasets.scaffold import new_contract
-from data_platform_tests.test_end_to_end import WORKSPACE, DagsterDev, loaded_location
+from data_platform_tests.devstack import WORKSPACE, DevStack
 
 CO2_CSV = Path(importlib.util.find_spec("statsmodels").origin).parent / "datasets" / "co2" / "co2.csv"
 RELOAD = """mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) { __typename
@@ -20,27 +20,27 @@ RELOAD = """mutation($name: String!) { reloadRepositoryLocation(repositoryLocati
 NODES = "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } } }"
 
 
-def asset_checks(server: DagsterDev) -> dict[str, set[str]]:
+def asset_checks(server: DevStack) -> dict[str, set[str]]:
     nodes = server.graphql(NODES)["assetNodes"]
     return {"/".join(n["assetKey"]["path"]): {c["name"] for c in (n["assetChecksOrError"] or {}).get("checks", [])}
             for n in nodes}
 
 
-def reload(server: DagsterDev, location: str) -> dict:
+def reload(server: DevStack, location: str) -> dict:
     answer = server.graphql(RELOAD, {"name": location})["reloadRepositoryLocation"]
     assert answer["__typename"] == "WorkspaceLocationEntry", answer
     return answer
 
 
 @pytest.mark.real_process
-def test_a_new_contract_appears_in_a_running_dagster_dev_after_reload(tmp_path):
+def test_a_new_contract_appears_in_a_running_make_dev_after_reload(tmp_path):
     contracts = tmp_path / "contracts"
     contracts.mkdir()
-    server = DagsterDev(tmp_path)
+    server = DevStack(tmp_path)
     server.env["DATA_PLATFORM_DATASETS_DIR"] = str(contracts)
     server.start()
     try:
-        location, _ = server.wait_until("the code location to load", lambda: loaded_location(server), 240)
+        location, _ = server.wait_until("the code location to load", server.loaded_location, 240)
         before = asset_checks(server)
         assert "raw/flights" in before and "raw/co2" not in before
 
@@ -74,4 +74,4 @@ def test_a_new_contract_appears_in_a_running_dagster_dev_after_reload(tmp_path):
         assert {"raw/co2", "cleaned/co2"} <= set(asset_checks(server))
     finally:
         server.stop()
-    assert not server.processes(), "dagster dev left processes behind"
+    assert not server.processes(), "make dev left processes behind"

@@ -13,6 +13,7 @@ from data_platform import modeling, training_set
 from data_platform.assets.features import FEATURES_KEY, LABEL
 from data_platform.assets.ml import BASELINE_CHECK, MODEL_KEY, DelayModelConfig
 from data_platform.runner import materialize_days
+from data_platform.settings import mlflow_ui_url
 from data_platform_tests.ml_fixtures import seeded_home, seeded_warehouse  # noqa: F401  (fixtures)
 
 WINDOWS = dict(train_first="2013-01-06", train_last="2013-01-14", holdout_first="2013-01-16", holdout_last="2013-01-21")
@@ -62,6 +63,9 @@ def test_model_is_tracked_registered_promoted_only_when_better_and_reproducible(
     client = store.client()
     run = client.get_run(meta["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    # the materialization links to the run and the registered version in the MLflow UI
+    assert meta["mlflow_run"] == f"{mlflow_ui_url()}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert meta["mlflow_model_version"] == f"{mlflow_ui_url()}/#/models/{store.model_name}/versions/1"
     assert {"holdout_roc_auc", "holdout_pr_auc", "holdout_log_loss", "holdout_brier", "holdout_positive_rate"} <= set(run.data.metrics)
     assert run.data.params["train_first"] == WINDOWS["train_first"] and run.data.params["max_iter"] == "60"
     tags = run.data.tags

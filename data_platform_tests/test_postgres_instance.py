@@ -15,7 +15,9 @@ from dagster import DagsterInstance
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_unpartitioned
 from data_platform.settings import PROJECT_ROOT
-from data_platform_tests.test_end_to_end import free_port
+from data_platform_tests.devstack import free_port
+
+pytestmark = pytest.mark.real_process  # a throwaway PostgreSQL server
 
 
 def postgres_bin() -> Path:

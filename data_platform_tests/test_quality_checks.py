@@ -183,3 +183,17 @@ def test_reference_checks_wait_for_the_reference_tables_they_read():
         "cleaned__flights__quality_checks"
     )
     assert {"cleaned__airlines", "cleaned__airports", "cleaned__planes"} <= {output.node_name for output in upstream}
+
+
+def test_a_reference_check_without_its_reference_table_says_not_checkable_and_does_not_fail(instance, resources):
+    # The flights alone, no reference tables (a check run on its own on a fresh warehouse): nothing
+    # can be judged, so nothing is reported as bad data.
+    result = materialize_days(FLIGHTS, "2013-01-01", instance=instance, resources=resources)
+    found = checks(result)
+    for name, table in (("carrier_known_in_airlines", "cleaned.airlines"), ("dest_known_in_airports", "cleaned.airports"),
+                        ("tailnum_known_in_planes", "cleaned.planes")):
+        evaluation = found[("cleaned/flights", name)]
+        assert evaluation.passed, name
+        assert evaluation.description.startswith(f"Not checked: {table} is not materialized yet."), evaluation.description
+        assert evaluation.metadata["not_checked"].value == f"{table} does not exist yet"
+        assert per_partition(evaluation)["2013-01-01"]["detail"] == f"not checked: {table} is not materialized yet"

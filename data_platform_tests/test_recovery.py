@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
 from data_platform.resources import build_resources
@@ -45,6 +46,7 @@ def stored(warehouse_file: Path):
     return {day: s for day, s in stats.items() if s.rows}, run_ids
 
 
+@pytest.mark.real_process  # a real run process, killed
 def test_a_run_killed_while_writing_a_year_leaves_january_intact_and_a_rerun_completes(platform_home, instance, resources):
     warehouse_file = platform_home / "warehouse.duckdb"
     wal = Path(f"{warehouse_file}.wal")

@@ -24,7 +24,6 @@ from dagster import (
     MaterializeResult,
     TableColumnDep,
     TableColumnLineage,
-    TimeWindowPartitionMapping,
     asset,
 )
 from dagster_duckdb import DuckDBResource
@@ -384,15 +383,12 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool="duckdb",
-    deps=[
-        # Trailing rates read the previous LOOKBACK_DAYS partitions: the graph shows that history.
-        AssetDep(CLEANED_FLIGHTS, partition_mapping=TimeWindowPartitionMapping(
-            start_offset=-LOOKBACK_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True)),
-        # A flight just after midnight has its cut-off, and its weather, on the previous day.
-        AssetDep(CLEANED_WEATHER, partition_mapping=TimeWindowPartitionMapping(
-            start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)),
-        AssetDep(RAW_PLANES),
-    ],
+    # Same-day dependencies. The SQL also reads the previous LOOKBACK_DAYS of cleaned flights (trailing
+    # rates) and the previous day of weather (a cut-off just after midnight), but a windowed partition
+    # mapping here would make a UI backfill of a month also target the features (and predictions) of the
+    # 28 days after it, whose flights are not loaded, and those runs fail. Missing history is unknown
+    # history: the trailing features of such a day are NULL, never computed from later days.
+    deps=[CLEANED_FLIGHTS, CLEANED_WEATHER, AssetDep(RAW_PLANES)],
     metadata={**table_definition_metadata(contracts.FEATURES), "dagster/column_lineage": _lineage()},
 )
 def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:

@@ -38,6 +38,7 @@ from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, 
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore
 from data_platform.partitions import daily_partitions, run_days, single_run
+from data_platform.settings import mlflow_ui_url
 from data_platform.warehouse import partition_stats, replace_days, transaction
 
 CODE_VERSION = "1"
@@ -270,13 +271,16 @@ def delay_model(
         client.set_model_version_tag(mlflow.model_name, version, DAGSTER_RUN_TAG, context.run.run_id)
         tracking.set_tags({"registry.version": version, "registry.promoted": str(decision["promote"]).lower(),
                            "registry.decision": decision["reason"]})
-        run_id = run.info.run_id
+        run_id, experiment_id = run.info.run_id, run.info.experiment_id
 
     context.log.info(f"model v{version}: {decision['reason']}")
     champion = mlflow.version_by_alias(CHAMPION)
     return MaterializeResult(
         metadata={
             "mlflow_run_id": run_id,
+            # one click from the asset page to the run and the registered version in the MLflow UI
+            "mlflow_run": MetadataValue.url(mlflow_run_url(experiment_id, run_id)),
+            "mlflow_model_version": MetadataValue.url(mlflow_version_url(mlflow.model_name, version)),
             "model_name": mlflow.model_name,
             "model_version": version,
             "model_uri": f"models:/{mlflow.model_name}/{version}",
@@ -313,6 +317,16 @@ def delay_model(
             )
         ],
     )
+
+
+def mlflow_run_url(experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI (DATA_PLATFORM_MLFLOW_UI_URL, default http://127.0.0.1:5000)."""
+    return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def mlflow_version_url(model_name: str, version: str) -> str:
+    """A registered model version's page in the MLflow UI."""
+    return f"{mlflow_ui_url()}/#/models/{model_name}/versions/{version}"
 
 
 def _dagster_run_active(context: AssetExecutionContext, run_id: str) -> bool:

@@ -226,6 +226,15 @@ def _report(outcome: drift.PartitionDrift) -> Optional[str]:
     return str(path) if path else None
 
 
+def _report_links(outcome: drift.PartitionDrift, name: str = "report") -> dict:
+    """The report as a URL that opens in the browser (`<name>_url`) and as a path (`<name>`)."""
+    path = _report(outcome)
+    if not path:
+        return {}
+    url = drift.report_url(path)
+    return {**({f"{name}_url": MetadataValue.url(url)} if url else {}), name: MetadataValue.path(path)}
+
+
 def record_partitions(context: AssetCheckExecutionContext, record: AssetKey, outcomes: list[drift.PartitionDrift],
                       reference: drift.Reference) -> None:
     """One materialization of the record asset per partition: the figures the UI plots."""
@@ -242,8 +251,7 @@ def record_partitions(context: AssetCheckExecutionContext, record: AssetKey, out
         }
         if len(outcome.scored) == 1:
             metadata["score"] = MetadataValue.float(round(float(outcome.scored[0].score), 4))
-        if _report(outcome):
-            metadata["report"] = MetadataValue.path(_report(outcome))
+        metadata.update(_report_links(outcome))
         context.op_execution_context.log_event(
             AssetMaterialization(asset_key=record, partition=outcome.day.isoformat(), metadata=metadata,
                                  description=outcome.summary())
@@ -281,7 +289,7 @@ def check_result(policy: drift.DriftPolicy, reference: drift.Reference, outcomes
             records=[
                 TableRecord({"partition": o.day.isoformat(), "rows": o.rows, "drift_share": round(o.share, 4),
                              "drifted_columns": len(o.drifted), "severity": o.severity or ("PASS" if o.scored else "no rows"),
-                             "drifted": ", ".join(o.drifted), "report": _report(o) or ""})
+                             "drifted": ", ".join(o.drifted), "report": drift.report_url(_report(o)) or _report(o) or ""})
                 for o in outcomes
             ],
             schema=PARTITION_TABLE,
@@ -298,11 +306,10 @@ def check_result(policy: drift.DriftPolicy, reference: drift.Reference, outcomes
                 "columns": column_table(worst),
             }
         )
-        if _report(worst):
-            metadata["report"] = MetadataValue.path(_report(worst))
+        metadata.update(_report_links(worst))
     latest = next((o for o in reversed(outcomes) if o.scored), None)
-    if latest is not None and _report(latest):
-        metadata["latest_report"] = MetadataValue.path(_report(latest))
+    if latest is not None:
+        metadata.update(_report_links(latest, "latest_report"))
     return AssetCheckResult(passed=not failing, severity=severity, metadata=metadata, description=description)
 
 
