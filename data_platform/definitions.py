@@ -5,7 +5,7 @@ ML graph, its checks and the automation that operates everything are Python.
 """
 
 from dagster import Definitions, in_process_executor
-from dagster.components import load_from_defs_folder
+from dagster.components.core.component_tree import ComponentTree
 
 from data_platform.assets.features import feature_assets
 from data_platform.assets.ml import ml_assets
@@ -17,8 +17,13 @@ from data_platform.resources import build_resources
 from data_platform.settings import PROJECT_ROOT, landing_dir
 
 def _components() -> tuple[list, list]:
-    """Assets and checks of the components in data_platform/defs (every declared dataset)."""
-    loaded = load_from_defs_folder(path_within_project=PROJECT_ROOT)
+    """Assets and checks of the datasets component (data_platform/defs/datasets: every declared dataset).
+
+    Built at its path rather than with `load_from_defs_folder`, which also scans every installed
+    package's entry points for plugin component types (about 0.3 s per process, for the UI's
+    component browser this project does not use).
+    """
+    loaded = ComponentTree.for_project(path_within_project=PROJECT_ROOT).build_defs_at_path("datasets")
     return list(loaded.assets or []), list(loaded.asset_checks or [])
 
 dataset_assets, dataset_checks = _components()

@@ -47,8 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-import numpy as np
-import pandas as pd
 
 from data_platform.settings import home_path, reports_url
 
@@ -186,6 +184,8 @@ class Reference:
 def typed(frame: pd.DataFrame, policy: DriftPolicy) -> pd.DataFrame:
     """The policy's columns with the declared types (numericals float64, categoricals text), the
     key columns as they are and `day` as a date."""
+    import pandas as pd
+
     out = pd.DataFrame(index=frame.index)
     for name in policy.key:
         if name in frame.columns and name != "day":
@@ -203,6 +203,9 @@ def typed(frame: pd.DataFrame, policy: DriftPolicy) -> pd.DataFrame:
 
 def sample_rows(frame: pd.DataFrame, key: tuple[str, ...], rows: int) -> pd.DataFrame:
     """`rows` rows chosen by the smallest hash of their key: the same rows whatever the row order."""
+    import numpy as np
+    import pandas as pd
+
     if len(frame) <= rows:
         return frame.reset_index(drop=True)
     names = [name for name in key if name in frame.columns] or list(frame.columns)
@@ -213,6 +216,8 @@ def sample_rows(frame: pd.DataFrame, key: tuple[str, ...], rows: int) -> pd.Data
 
 def frame_digest(frame: pd.DataFrame) -> str:
     """Content hash of a frame (used when the reference has no digest of its own)."""
+    import pandas as pd
+
     hasher = hashlib.sha256(repr(list(frame.columns)).encode())
     hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return hasher.hexdigest()
@@ -230,6 +235,8 @@ def reference_dir() -> Path:
 def prepare_reference(policy: DriftPolicy, digest: str, source: str, load) -> Reference:
     """The sampled, calibrated reference for `digest`; `load()` returns the full reference frame and
     is only called when neither this process nor the disk cache has it."""
+    import pandas as pd
+
     cache_key = (policy.name, policy.fingerprint(), digest)
     if cache_key in _REFERENCES:
         return _REFERENCES[cache_key]
@@ -254,6 +261,8 @@ def prepare_reference(policy: DriftPolicy, digest: str, source: str, load) -> Re
 
 def calibrate(full: pd.DataFrame, sample: pd.DataFrame, policy: DriftPolicy) -> tuple[dict, dict]:
     """Resolved threshold of every scored column: fixed, or from leave-one-day-out scores."""
+    import numpy as np
+
     calibrated = [c for c in policy.monitored if c.threshold is None]
     thresholds = {c.column: float(c.threshold) for c in policy.monitored if c.threshold is not None}
     details: dict[str, dict] = {}
@@ -482,6 +491,8 @@ def measure_days(meter: DriftMeter, frame: pd.DataFrame, days: list[dt.date], re
                  render_all: bool = True) -> list[PartitionDrift]:
     """Drift of each day of `frame` (a `day` column) in `days`; every day's HTML is rendered (each
     result links to its report), or with `render_all=False` only the last day's and failing ones."""
+    import pandas as pd
+
     groups = {day: rows for day, rows in frame.groupby(pd.to_datetime(frame["day"]).dt.date, sort=False)} if len(frame) else {}
     empty = frame.iloc[0:0]
     return [

@@ -15,7 +15,6 @@ import datetime as dt
 import importlib.metadata
 import math
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -131,7 +130,7 @@ def _finite(values: dict[str, float]) -> dict[str, float]:
 
 
 def _decide(store: MlflowStore, challenger_metrics: dict, passed_baseline: bool, baseline_reason: str,
-            holdout: pd.DataFrame, labels) -> dict:
+            holdout: "pd.DataFrame", labels) -> dict:
     """Whether the new version becomes champion, and why (same holdout rows for both models)."""
     from data_platform import modeling
 
@@ -336,7 +335,7 @@ def _dagster_run_active(context: AssetExecutionContext, run_id: str) -> bool:
     return run is not None and not run.is_finished
 
 
-def _read_days(conn, first: dt.date, last: dt.date) -> pd.DataFrame:
+def _read_days(conn, first: dt.date, last: dt.date) -> "pd.DataFrame":
     missing = training_set.missing_feature_days(conn, first, last)
     if missing:
         raise Failure(
@@ -408,6 +407,8 @@ WHERE p.day BETWEEN ? AND ?
     metadata=table_definition_metadata(contracts.PERFORMANCE),
 )
 def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
+    import pandas as pd
+
     from data_platform import modeling
 
     first, last = run_days(context)

@@ -21,7 +21,6 @@ import hashlib
 import time
 from typing import Optional
 
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckKey,
@@ -155,7 +154,7 @@ def prediction_reference(policy: drift.DriftPolicy, conn, mlflow: MlflowStore) -
     return drift.prepare_reference(policy, identity, source, lambda: _scored(mlflow, rows()))
 
 
-def _scored(mlflow: MlflowStore, rows: pd.DataFrame) -> pd.DataFrame:
+def _scored(mlflow: MlflowStore, rows: "pd.DataFrame") -> "pd.DataFrame":
     from data_platform import modeling
 
     model, _ = mlflow.load_model()
@@ -181,7 +180,9 @@ def checked_days(context: AssetCheckExecutionContext, conn, table: str) -> list[
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def read_rows(conn, table: str, columns: list[str], days: list[dt.date]) -> pd.DataFrame:
+def read_rows(conn, table: str, columns: list[str], days: list[dt.date]) -> "pd.DataFrame":
+    import pandas as pd
+
     if not days or not table_exists(conn, table):
         return pd.DataFrame(columns=["day", *columns])
     names = ", ".join(f'"{name}"' for name in ["day", *columns])

@@ -16,7 +16,7 @@ from dagster.components import Component, ComponentLoadContext, Resolvable
 from data_platform.assets.cleaned import cleaned_asset
 from data_platform.assets.raw import raw_asset
 from data_platform.checks.quality import dataset_checks
-from data_platform.datasets import load_datasets
+from data_platform.datasets import registry
 from data_platform.datasets.model import Dataset
 
 
@@ -36,5 +36,5 @@ class DatasetsComponent(Component, Resolvable):
     """Every dataset declared as an ODCS contract file, served by the platform's generic engine."""
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        datasets = load_datasets()
+        datasets = registry()
         return Definitions.merge(*(dataset_definitions(dataset) for dataset in datasets.values()))
