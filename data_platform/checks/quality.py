@@ -529,6 +529,9 @@ def volume_evaluation(dataset: Dataset) -> Callable:
                 key=lambda other: (abs((other - day).days), other),
             )[:BASELINE_DAYS]
             weekday = day.strftime("%A")
+            if volume.min_rows is not None and rows < volume.min_rows:
+                return Verdict(day.isoformat(), False, f"{rows} rows, fewer than the contract's minimum of "
+                               f"{volume.min_rows} a day", {"rows": rows})
             if len(comparable) < MIN_BASELINE_DAYS:
                 return Verdict(day.isoformat(), True,
                                f"{rows} rows; no baseline yet (fewer than {MIN_BASELINE_DAYS} other {weekday}s stored "
@@ -694,7 +697,9 @@ def raw_rules(dataset: Dataset) -> list[Rule]:
             f"Asserts that each day has {volume.bounds[0]:.0%}..{volume.bounds[1]:.0%} of the rows of its "
             f"day-of-week baseline: the median of up to {BASELINE_DAYS} nearest same-weekday days (within "
             f"{BASELINE_WEEKS} weeks, stored, not near a holiday); weekends differ from weekdays, so a fixed number "
-            f"would not do.{holidays} Too little history passes with 'no baseline yet'. WARN: a light day can be real "
+            f"would not do.{holidays}"
+            + (f" Fewer than {volume.min_rows} rows fails even without history." if volume.min_rows is not None else "")
+            + " Too little history otherwise passes with 'no baseline yet'. WARN: a light day can be real "
             "(a storm); a person decides.",
             WARN, volume_evaluation(dataset),
         ))

@@ -534,7 +534,7 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
         if not partitioning:
             reader.problem(cp_path("volume"), "volume baselines need a partitioned dataset")
         volume = Volume(tuple(value.get("bounds", (0.8, 1.3))), value.get("holidayCalendar"),
-                        tuple(value.get("holidayBounds", (0.5, 1.3))))
+                        tuple(value.get("holidayBounds", (0.5, 1.3))), value.get("minRows"))
     drift = None
     if "drift" in custom:
         value, dp = custom["drift"], cp_path("drift")

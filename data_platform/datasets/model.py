@@ -92,6 +92,7 @@ class Volume:
     bounds: tuple[float, float] = (0.8, 1.3)
     holiday_calendar: Optional[str] = None
     holiday_bounds: tuple[float, float] = (0.5, 1.3)
+    min_rows: Optional[int] = None  # a floor that holds without any history (e.g. stations x hours)
 
 
 @dataclass(frozen=True)

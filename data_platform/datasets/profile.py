@@ -44,7 +44,8 @@ SCHEMA_PROPERTIES = {
     ),
     "plausibilitySeries": _object({"group": NAME, "time": NAME, "maxGapHours": HOURS},
                                   required=("group", "time", "maxGapHours")),
-    "volume": _object({"bounds": BOUNDS, "holidayCalendar": {"enum": ["US"]}, "holidayBounds": BOUNDS}),
+    "volume": _object({"bounds": BOUNDS, "holidayCalendar": {"enum": ["US"]}, "holidayBounds": BOUNDS,
+                       "minRows": {"type": "integer", "minimum": 0}}),
     "freshnessLagHours": _object({"raw": HOURS, "cleaned": HOURS}),
     "drift": _object(
         {

@@ -25,14 +25,12 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     ConfigurableResource,
     Failure,
     MaterializeResult,
     MetadataValue,
-    TimeWindowPartitionMapping,
     asset,
     asset_check,
 )
@@ -120,14 +118,9 @@ def write_range(conn, store: S.OnlineStore, first: dt.date, last: dt.date) -> di
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool="duckdb",
-    deps=[
-        F.FEATURES_KEY,
-        AssetDep(F.CLEANED_FLIGHTS, partition_mapping=TimeWindowPartitionMapping(
-            start_offset=-F.LOOKBACK_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True)),
-        AssetDep(F.CLEANED_WEATHER, partition_mapping=TimeWindowPartitionMapping(
-            start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)),
-        F.RAW_PLANES,
-    ],
+    # Same-day dependencies, as for the features: the SQL reads the history it needs, and a month
+    # backfilled from the UI then targets that month (a 28-day mapping would widen it downstream).
+    deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.RAW_PLANES],
     metadata={"dagster/uri": MetadataValue.text("$DATA_PLATFORM_ONLINE_STORE or sqlite:///$DATA_PLATFORM_HOME/online/features.sqlite")},
 )
 def online_features(context: AssetExecutionContext, warehouse: DuckDBResource, online_store: OnlineStoreResource) -> MaterializeResult:
