@@ -60,19 +60,20 @@ def test_downstream_daily_assets_follow_a_reingested_day_once_and_only_that_day(
 
     materialize_days(["raw/flights", "raw/weather"], "2013-03-05", instance=instance, resources=resources)
     second = evaluate_automation_conditions(defs, instance, cursor=first.cursor)
-    # features depend on their own day (their history is read, not a partition dependency), so they
-    # follow in the same evaluation; predictions wait for a model
+    # features and the online store depend on their own day (their history is read, not a partition
+    # dependency), so they follow in the same evaluation; predictions wait for a model
     day = {"2013-03-05"}
-    assert requested(second) == {"cleaned/flights": day, "cleaned/weather": day, "features/flight_features": day}
+    assert requested(second) == {"cleaned/flights": day, "cleaned/weather": day, "features/flight_features": day,
+                                 "ml/online_features": day}
 
-    # a run that materializes raw and cleaned together leaves only that day's features to follow;
-    # 03-05 was requested once already and is not requested again
+    # a run that materializes raw and cleaned together leaves only that day's features (and online
+    # store) to follow; 03-05 was requested once already and is not requested again
     materialize_days(
         ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"], "2013-03-06",
         instance=instance, resources=resources,
     )
     third = evaluate_automation_conditions(defs, instance, cursor=second.cursor)
-    assert requested(third) == {"features/flight_features": {"2013-03-06"}}
+    assert requested(third) == {"features/flight_features": {"2013-03-06"}, "ml/online_features": {"2013-03-06"}}
 
 
 def test_an_unpartitioned_upstream_update_does_not_request_a_year_of_history(instance, resources):
