@@ -64,6 +64,7 @@ class Newcomer:
         self.page = self.context.new_page()
         self.page.set_default_timeout(60_000)
         self.stack, self.folder = stack, folder
+        self.dismissed = False
 
     def open(self, path: str) -> None:
         self.page.goto(self.stack.ui + path)
@@ -71,11 +72,24 @@ class Newcomer:
         self.dismiss()
 
     def dismiss(self) -> None:
+        """Close the community dialog. It can open after the page went network-idle, so on the
+        first page wait a moment for it; later calls (before every screenshot) only look."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         skip = self.page.get_by_role("button", name="Skip")
+        if not self.dismissed:
+            try:
+                skip.first.wait_for(timeout=5_000)
+            except PlaywrightTimeout:
+                pass
         if skip.count():
             skip.first.click()
+            skip.first.wait_for(state="detached")
+            self.dismissed = True
 
     def shot(self, name: str, page=None, full_page: bool = False) -> Path:
+        if page is None:
+            self.dismiss()
         path = self.folder / f"{name}.png"
         (page or self.page).screenshot(path=str(path), full_page=full_page)
         return path

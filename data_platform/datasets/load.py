@@ -342,7 +342,7 @@ def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tup
     return tuple(rules), max_null_rate
 
 
-def _property(reader: _Reader, prop: dict, path: tuple, dataset: str) -> Optional[Property]:
+def _property(reader: _Reader, prop: dict, path: tuple) -> Optional[Property]:
     name = prop.get("name", "")
     if not IDENTIFIER.match(name) or name in profile.RESERVED_COLUMNS:
         reader.problem(path + ("name",), f"column name {name!r} must match {IDENTIFIER.pattern} and not be one of "
@@ -395,7 +395,7 @@ def _property(reader: _Reader, prop: dict, path: tuple, dataset: str) -> Optiona
     )
 
 
-def _source(reader: _Reader, value: dict, path: tuple, file: Path, name: str) -> Source:
+def _source(reader: _Reader, value: dict, path: tuple, name: str) -> Source:
     kind = value["type"]
     fmt = value.get("format")
     at = path + ("value",)
@@ -467,7 +467,7 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     if table.get("name") != name:
         reader.problem(at + ("name",), f"the schema object is named {table.get('name')!r}; name it {name!r} like the dataset")
     custom = reader.custom(table, at, "schema")
-    properties = [p for p in (_property(reader, prop, at + ("properties", i), name)
+    properties = [p for p in (_property(reader, prop, at + ("properties", i))
                               for i, prop in enumerate(table.get("properties") or [])) if p is not None]
     names = [p.name for p in properties]
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
@@ -489,7 +489,7 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
                            key="customProperties")
         source = Source("landing", path=name)
     else:
-        source = _source(reader, custom["source"], cp_path("source")[:-1], file, name)
+        source = _source(reader, custom["source"], cp_path("source")[:-1], name)
 
     partitioning = None
     if "partitioning" in custom:
@@ -516,8 +516,6 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
             time_zone=reader.zone(value.get("timezone", "UTC"), pp + ("timezone",)),
             column=value.get("column"), expression=value.get("expression"),
         )
-    elif source.type == "landing":
-        pass  # a reference table in the landing root: <landing>/<name>.csv
     series = None
     if "plausibilitySeries" in custom:
         value, sp = custom["plausibilitySeries"], cp_path("plausibilitySeries")

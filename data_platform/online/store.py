@@ -22,6 +22,7 @@ Stdlib only at import (sqlite3); `redis` is imported when a Redis store is opene
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import json
 import os
@@ -98,40 +99,48 @@ def _restore(relation: Relation, row: dict) -> dict:
     return row
 
 
-class OnlineStore:
+class OnlineStore(abc.ABC):
     """The interface both backends implement."""
 
     url: str
 
     # --- writing (the ml/online_features asset) -----------------------------------------------
+    @abc.abstractmethod
     def replace_days(self, relation: str, first: dt.date, last: dt.date, rows: Sequence[dict]) -> None:
         """Replace the rows of days first..last of a per-day relation (atomically for readers)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def replace_all(self, relation: str, rows: Sequence[dict]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def upsert(self, relation: str, rows: Sequence[dict]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def set_meta(self, values: dict[str, Any]) -> None:
-        raise NotImplementedError
+        ...
 
     # --- reading (the service, checks) ----------------------------------------------------------
+    @abc.abstractmethod
     def meta(self) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def lookup(self, points: Sequence[tuple[str, tuple]], weather: Sequence[tuple[str, int]]) -> tuple[list, list]:
         """Rows for `points` ((relation, full key: day first when by day)) and, for each
         (origin, epoch seconds) of `weather`, the last observation at or before that time; None where
         nothing is stored."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def count(self, relation: str, day: Optional[dt.date] = None) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def days(self, relation: str) -> list[str]:
-        raise NotImplementedError
+        ...
 
     def close(self) -> None:
         pass
