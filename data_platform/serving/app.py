@@ -147,6 +147,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            if int(declared) <= DRAIN_FACTOR * self.limit:
+                await _discard_body(receive)  # else the client, still sending, meets a reset, not the 413
             return await self._refuse(send)
         received = 0
 
@@ -173,6 +175,18 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+# A body declared at most this many times the limit is read and discarded before the 413: closing
+# a connection with unread data resets it, and the client loses the answer. Larger ones are cut off.
+DRAIN_FACTOR = 16
+
+
+async def _discard_body(receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
 
 
 class StoreUnavailable(Exception):
