@@ -44,7 +44,8 @@ NULLED_VALUES = "nulled_values"
 
 @dataclass(frozen=True)
 class Rule:
-    """A value rule on one column. `kind` is one of: between, at_least, greater_than, one_of, matches."""
+    """A value rule on one column. `kind` is one of: between, at_least, greater_than, one_of, matches,
+    max_length."""
 
     kind: str
     low: Optional[float] = None
@@ -65,6 +66,8 @@ class Rule:
             return f"({value} NOT IN ({', '.join(sql_literal(v) for v in self.values)}))"
         if self.kind == "matches":
             return f"(NOT regexp_matches({value}, {sql_literal(self.pattern)}))"
+        if self.kind == "max_length":
+            return f"(length({value}) > {int(self.high)})"
         raise ValueError(f"unknown rule kind {self.kind}")
 
     def text(self) -> str:
@@ -77,6 +80,8 @@ class Rule:
             return f"greater than {_number(self.low)}"
         if self.kind == "one_of":
             return f"one of {', '.join(map(str, self.values))}"
+        if self.kind == "max_length":
+            return f"at most {int(self.high)} characters"
         return f"matches {self.pattern}"
 
     def pandera_check(self):
@@ -90,6 +95,8 @@ class Rule:
             return pa.Check.gt(self.low)
         if self.kind == "one_of":
             return pa.Check.isin(list(self.values))
+        if self.kind == "max_length":
+            return pa.Check.str_length(max_value=int(self.high))
         return pa.Check.str_matches(self.pattern)
 
 
@@ -111,6 +118,10 @@ def one_of(values) -> Rule:
 
 def matches(pattern: str) -> Rule:
     return Rule("matches", pattern=pattern)
+
+
+def max_length(characters: int) -> Rule:
+    return Rule("max_length", high=characters)
 
 
 def _number(value) -> str:

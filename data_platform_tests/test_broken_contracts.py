@@ -1,9 +1,11 @@
 """Broken contracts: each mistake a person makes gives one clear error naming the file and the line,
 through `read_contract`/`load_datasets`, through `python -m data_platform dataset check` (exit code 1),
-and through loading the code location (it refuses to load; nothing is skipped silently)."""
+and in the code location, where a broken contract disables its own dataset only: its assets stay,
+marked broken with every problem, and every other dataset loads."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,13 +140,98 @@ def test_dataset_check_lists_every_problem_and_exits_1(contracts):
     assert one.returncode == 0 and one.stdout.strip() == f"OK readings ({good})", one.stdout + one.stderr
 
 
-def test_the_code_location_refuses_to_load_a_broken_contract(contracts):
+def test_a_broken_contract_disables_only_its_own_dataset(contracts):
+    """The code location loads: every other dataset, the ML graph and the automation are defined, and
+    the broken dataset is present, marked broken, with its problem in words; the load prints it."""
     path, line, message = broken(contracts, "misspelled_key")
+    write(contracts, "readings", VALID)  # another user's good contract beside it
     env = {**os.environ, settings.DATASETS_ENV: str(contracts)}
-    done = subprocess.run([sys.executable, "-c", "import data_platform.definitions"], cwd=settings.PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "ContractError" in done.stderr and f"{path}:{line}: " in done.stderr and message in done.stderr, done.stderr
+    script = """
+import json
+from data_platform.definitions import defs
+graph = defs.resolve_asset_graph()
+nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+print(json.dumps({
+    "assets": {name: [node.group_name, node.description, {k: str(getattr(v, "value", v)) for k, v in node.metadata.items()}]
+               for name, node in nodes.items()},
+    "checks": sorted(k.to_user_string() for k in graph.asset_check_keys),
+    "sensors": sorted(s.name for s in defs.sensors), "schedules": sorted(s.name for s in defs.schedules),
+}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=settings.PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    where = f"{path}:{line}: "
+    # The load says what is broken, where, before anything else.
+    assert f"dataset 'misspelled_key' is disabled: 1 problem(s) in {path}" in done.stderr
+    assert where in done.stderr and message in done.stderr
+    assets = found["assets"]
+    for name in ("raw/flights", "cleaned/flights", "cleaned/weather", "features/flight_features", "ml/delay_model",
+                 "raw/readings", "cleaned/readings"):
+        assert name in assets and assets[name][0] != "broken_contracts", name
+    for layer in ("raw", "cleaned"):
+        group, description, metadata = assets[f"{layer}/misspelled_key"]
+        assert group == "broken_contracts"
+        assert description.startswith("BROKEN CONTRACT: misspelled_key.odcs.yaml does not validate")
+        assert where in description and message in description
+        assert where in metadata["contract_problems"] and metadata["problem_count"] == "1"
+        assert f"{layer}/misspelled_key:contract_is_valid" in found["checks"]
+    assert "cleaned/readings:key_unique" in found["checks"] and "cleaned/flights:key_unique" in found["checks"]
+    assert found["sensors"] and found["schedules"]
+
+    # Fixed, the same keys are the dataset again.
+    path.write_text(path.read_text().replace("requird: true", "required: true"))
+    fixed = subprocess.run([sys.executable, "-c", script], cwd=settings.PROJECT_ROOT, env=env, capture_output=True,
+                           text=True, timeout=180)
+    assets = json.loads(fixed.stdout.splitlines()[-1])["assets"]
+    assert assets["cleaned/misspelled_key"][0] == "cleaned" and "disabled" not in fixed.stderr
+
+
+def test_a_broken_contracts_assets_fail_with_its_problems(contracts, instance):
+    from dagster import AssetSelection, materialize
+
+    from data_platform.assets.broken_contract import broken_contract_definitions
+    from data_platform.datasets import read_declared
+
+    path, line, message = broken(contracts, "unknown_type")
+    declared = read_declared([path])
+    assert not declared.datasets and list(declared.broken) == ["unknown_type"]
+    defs = broken_contract_definitions(declared.broken["unknown_type"])
+    result = materialize([*defs.assets, *defs.asset_checks], instance=instance, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    shown = failure.step_failure_data.user_failure_data.description
+    assert shown.startswith(f"1 problem(s) in {path}:\n{path}:{line}: ") and message in shown
+    # The checks alone (what *Execute checks* runs): each fails, ERROR, with the problems as its description.
+    checked = materialize([*defs.assets, *defs.asset_checks], instance=instance, raise_on_error=False,
+                          selection=AssetSelection.all_asset_checks())
+    evaluations = [e.event_specific_data for e in checked.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert sorted((e.asset_key.to_user_string(), e.check_name, e.passed, e.severity.value) for e in evaluations) == [
+        ("cleaned/unknown_type", "contract_is_valid", False, "ERROR"),
+        ("raw/unknown_type", "contract_is_valid", False, "ERROR")]
+    assert all(f"{path}:{line}: " in e.description for e in evaluations)
+
+
+def test_a_reference_to_a_broken_dataset_is_not_the_referrers_problem(contracts):
+    from data_platform.datasets import read_declared
+
+    airlines = (settings.REPOSITORY_DATASETS / "airlines.odcs.yaml").read_text()
+    (contracts / "x").mkdir(parents=True)
+    broken_airlines = contracts / "x" / "airlines.odcs.yaml"
+    broken_airlines.write_text(airlines.replace("logicalType: string", "logicalType: strng", 1))
+    good = write(contracts, "readings", VALID)  # references airlines.carrier
+    files = [p for p in (settings.REPOSITORY_DATASETS).glob("*.odcs.yaml") if p.name != "airlines.odcs.yaml"]
+    declared = read_declared([*files, broken_airlines, good])
+    assert "readings" in declared.datasets and "flights" in declared.datasets
+    assert list(declared.broken) == ["airlines"]
+    # A second file of a declared name is broken under a name of its own: the first keeps its assets.
+    copy = contracts / "weather.odcs.yaml"
+    copy.write_text((settings.REPOSITORY_DATASETS / "weather.odcs.yaml").read_text())
+    declared = read_declared([*sorted(settings.REPOSITORY_DATASETS.glob("*.odcs.yaml")), copy])
+    (name,) = declared.broken
+    assert "weather" in declared.datasets and name.startswith("weather_") and declared.broken[name].path == copy
+    assert "'weather' is also declared in" in declared.broken[name].problems[0].message
 
 
 def test_a_contract_without_a_key_is_refused(contracts):
@@ -180,3 +267,31 @@ def test_a_misspelled_logical_type_key_says_what_is_missing(contracts):
     # Not the ODCS schema's "'map' is a required property" (its if/then also fires without a logicalType).
     assert messages == {(line - 1, "a property needs a logicalType: one of string, integer, number, boolean, date, "
                                    "timestamp"), (line, "unknown key 'logicalTyp'")}, messages
+
+
+def test_the_pre_commit_hook_checks_the_changed_contracts(contracts):
+    """`.pre-commit-hooks.yaml` as pre-commit runs it: its entry, on the staged files its `files` matches."""
+    import re
+    import shlex
+
+    import yaml
+
+    (hook,) = yaml.safe_load((settings.PROJECT_ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "dataset-check" and hook["language"] == "python"
+    good = write(contracts, "readings", VALID)
+    path, line, message = broken(contracts, "misspelled_key")
+    staged = [good, path, contracts / "readings.csv", settings.PROJECT_ROOT / "README.md"]
+    env = {**os.environ, settings.DATASETS_ENV: str(contracts)}
+
+    def commit(files):
+        matched = [str(f) for f in files if re.search(hook["files"], str(f))]
+        entry = shlex.split(hook["entry"])
+        assert entry[0] == "python"  # pre-commit's environment has the package installed, like our venv
+        return subprocess.run([sys.executable, *entry[1:], *matched], cwd=settings.PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120), matched
+
+    refused, matched = commit(staged)
+    assert matched == [str(good), str(path)]
+    assert refused.returncode == 1 and f"{path}:{line}: " in refused.stdout and message in refused.stdout
+    accepted, _ = commit([good, contracts / "readings.csv"])
+    assert accepted.returncode == 0 and f"OK readings ({good})" in accepted.stdout, accepted.stdout

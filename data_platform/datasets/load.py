@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from data_platform.contracts import Rule, Series, at_least, between, greater_than, matches, one_of
+from data_platform.contracts import Rule, Series, at_least, between, greater_than, matches, max_length, one_of
 from data_platform.datasets import profile
 from data_platform.datasets.model import Dataset, Drift, Partitioning, Property, Reference, Source, Volume
 
@@ -287,11 +287,44 @@ def _sql_type(reader: _Reader, prop: dict, path: tuple) -> str:
         if logical == "timestamp" and options.get("timezone") is False:
             return "TIMESTAMP"
         return allowed[0]
-    if physical.upper() not in allowed:
-        reader.problem(path + ("physicalType",), f"physicalType {physical!r} does not store a {logical}; "
-                       f"expected one of {', '.join(allowed)}")
+    stored, length = _physical_type(physical)
+    if stored is None:
+        reader.problem(path + ("physicalType",), f"physicalType {physical!r} is not a type the platform stores; "
+                       f"expected one of {', '.join(allowed)} (common SQL spellings such as varchar(n), int, "
+                       "bigint, double and timestamptz are read too)")
         return allowed[0]
-    return physical.upper()
+    if length is not None and not (stored == "VARCHAR" and length > 0):
+        reader.problem(path + ("physicalType",), f"physicalType {physical!r}: the platform does not enforce a length "
+                       f"or precision on {stored}; write {stored}")
+    elif stored not in allowed:
+        reader.problem(path + ("physicalType",), f"physicalType {physical!r} does not store {_article(logical)} "
+                       f"{logical}; expected one of {', '.join(allowed)}")
+        return allowed[0]
+    return stored
+
+
+PHYSICAL_TYPE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*\d+\s*)?\))?\s*$")
+
+
+def _physical_type(physical) -> tuple[Optional[str], Optional[int]]:
+    """A physicalType as (stored DuckDB type, declared length or precision); (None, None) if unknown."""
+    match = PHYSICAL_TYPE.match(str(physical).lower())
+    if match is None or match.group(1) not in profile.PHYSICAL_SPELLINGS:
+        return None, None
+    length = int(match.group(2)) if match.group(2) is not None else None
+    if "," in str(physical) or (length is not None and match.group(1) not in profile.LENGTH_TYPES):
+        length = -1  # a precision or scale: never enforced
+    return profile.PHYSICAL_SPELLINGS[match.group(1)], length
+
+
+def _declared_length(physical) -> Optional[int]:
+    """The length a `varchar(n)` physicalType declares (enforced as a rule), else None."""
+    length = _physical_type(physical)[1] if physical is not None else None
+    return length if length and length > 0 else None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tuple[Rule, ...], Optional[float]]:
@@ -299,6 +332,9 @@ def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tup
     rules: list[Rule] = []
     options = prop.get("logicalTypeOptions") or {}
     numeric = sql_type in ("INTEGER", "BIGINT", "SMALLINT", "DOUBLE")
+    declared_length = _declared_length(prop.get("physicalType"))
+    if declared_length is not None:
+        rules.append(max_length(declared_length))
     for name, value in options.items():
         at = path + ("logicalTypeOptions", name)
         if name == "pattern":
@@ -308,13 +344,15 @@ def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tup
                 reader.problem(at, f"pattern {value!r} is not a regular expression ({error})")
                 continue
             rules.append(matches(value))
+        elif name == "maxLength" and sql_type == "VARCHAR":
+            rules.append(max_length(value))
         elif name in ("minimum", "maximum", "exclusiveMinimum") and numeric:
             continue  # combined below
         elif name in ("format", "defaultTimezone", "timezone"):
             continue  # typing, read by _property
         else:
             reader.problem(at, f"logicalTypeOptions.{name} is valid ODCS but not enforced by the platform; "
-                           "supported: pattern (strings), minimum, maximum, exclusiveMinimum (numbers), "
+                           "supported: pattern, maxLength (strings), minimum, maximum, exclusiveMinimum (numbers), "
                            "format, defaultTimezone (dates, timestamps)")
     if numeric:
         low, high = options.get("minimum"), options.get("maximum")

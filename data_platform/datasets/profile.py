@@ -83,6 +83,22 @@ PHYSICAL_TYPES = {
 }
 INTEGER_FORMATS = {"i16": "SMALLINT", "i32": "INTEGER", "i64": "BIGINT"}
 
+# SQL spellings other ODCS tools write for physicalType (lower case, without a length) and the
+# type each is stored as. FLOAT and REAL are stored as DOUBLE, which holds every such value exactly.
+PHYSICAL_SPELLINGS = {
+    **{name: "VARCHAR" for name in ("varchar", "text", "string", "char", "character varying", "nvarchar")},
+    **{name: "INTEGER" for name in ("integer", "int", "int4", "int32")},
+    **{name: "BIGINT" for name in ("bigint", "int8", "int64", "long")},
+    **{name: "SMALLINT" for name in ("smallint", "int2", "int16")},
+    **{name: "DOUBLE" for name in ("double", "double precision", "float", "float8", "float4", "real")},
+    **{name: "BOOLEAN" for name in ("boolean", "bool")},
+    "date": "DATE",
+    **{name: "TIMESTAMP" for name in ("timestamp", "datetime", "timestamp without time zone")},
+    **{name: "TIMESTAMPTZ" for name in ("timestamptz", "timestamp with time zone")},
+}
+# Types whose length the platform enforces (as a maximum length rule): `varchar(2)`.
+LENGTH_TYPES = {"varchar", "char", "character varying", "nvarchar"}
+
 # Names a dataset's columns cannot take: the engine's own columns.
 RESERVED_COLUMNS = {"day", "reason", "quarantine_run_id", "nulled_values", "duplicate_rank"}
 

@@ -500,7 +500,7 @@ def new_contract(name: str, source_path: str | Path, time_column: Optional[str] 
 
 def check_contracts(files: Optional[list[Path]] = None, out: TextIO = sys.stdout) -> int:
     """Validate the given contracts (every contract when none) with the set they belong to; 0 when valid."""
-    from data_platform.datasets import contract_files, validate_set
+    from data_platform.datasets import contract_files, dataset_name, validate_set
     from data_platform.datasets.load import read_contract
 
     discovered = [path.resolve() for path in contract_files()]
@@ -511,13 +511,14 @@ def check_contracts(files: Optional[list[Path]] = None, out: TextIO = sys.stdout
             problems.append(Problem(path, 1, "", "no such file"))
         elif not path.name.endswith(SUFFIX):
             problems.append(Problem(path, 1, "", f"a contract file is named <dataset>{SUFFIX}"))
-    datasets = []
+    datasets, broken = [], set()
     for path in dict.fromkeys([*discovered, *(p for p in given if p.is_file())]):
         try:
             datasets.append(read_contract(path))
         except ContractError as error:
             problems.extend(error.problems)
-    problems.extend(validate_set(datasets))
+            broken.add(dataset_name(path))
+    problems.extend(validate_set(datasets, broken))
     problems.extend(_source_problems([d for d in datasets if d.path.resolve() in given]))
     wanted = set(given)
     shown = [p for p in problems if Path(p.file).resolve() in wanted]
