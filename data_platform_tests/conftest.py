@@ -68,12 +68,12 @@ def backfilled_stack(tmp_path_factory):
     and an asset selection). Yields (stack, results); stopped with SIGTERM at the end of the session."""
     from data_platform import automation
     from data_platform.checks import freshness
-    from data_platform_tests.devstack import ASSETS, AUTOMATED_RUNS, SENSOR, DevStack
+    from data_platform_tests.devstack import ASSETS, DevStack
 
     stack = DevStack(tmp_path_factory.mktemp("make_dev")).start()
     try:
         started = time.monotonic()
-        location = stack.wait_until_up()
+        stack.wait_until_up()
         timings = {"make dev up": time.monotonic() - started}
         nodes = [node for node in stack.graphql(ASSETS % "[]")["assetNodes"] if node["isExecutable"]]
         keys = [node["assetKey"] for node in nodes]
@@ -90,14 +90,13 @@ def backfilled_stack(tmp_path_factory):
         backfill_done = time.time()
 
         def ticked(name: str):
-            selector = {"repositoryLocationName": location[0], "repositoryName": location[1], "sensorName": name}
-            state = stack.graphql(SENSOR, {"selector": selector})["sensorOrError"]["sensorState"]
+            state = stack.sensor_state(name)
             done = [t for t in state["ticks"] if t["status"] in ("SUCCESS", "SKIPPED") and t["timestamp"] > backfill_done]
             return {"status": state["status"], "ticks": state["ticks"]} if done else None
 
         sensors = {name: stack.wait_until(f"a tick of {name}", lambda: ticked(name), 180, every=3)
                    for name in (freshness.SENSOR_NAME, automation.AUTOMATION_SENSOR)}
-        automated = stack.graphql(AUTOMATED_RUNS)["runsOrError"]["results"]
+        automated = stack.automated_runs()
         graph_nodes = stack.graphql(ASSETS % json.dumps(GRAPH_DAYS))["assetNodes"]
         timings["sensors seen"] = time.monotonic() - started - sum(timings.values())
 

@@ -38,8 +38,8 @@ PARTITIONS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
   assetMaterializations { partition } } } }"""
 SENSOR = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
   ... on Sensor { sensorState { status ticks(limit: 20) { status timestamp skipReason runIds error { message } } } } } }"""
-AUTOMATED_RUNS = """{ runsOrError(filter: {tags: [{key: "data_platform/trigger", value: "automation_condition"}]}) {
-  ... on Runs { results { runId status assetSelection { path } tags { key value } } } } }"""
+RUNS = """query($filter: RunsFilter) { runsOrError(filter: $filter) {
+  ... on Runs { results { runId status endTime assetSelection { path } tags { key value } } } } }"""
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } ... on PythonError { message } } } } } }"""
 
@@ -127,6 +127,21 @@ class DevStack:
             return backfill if backfill["status"] in FINISHED else None
 
         return {"id": backfill_id, **self.wait_until(f"backfill {params.get('title')}", finished, 600, every=3)}
+
+    def automated_runs(self) -> list[dict]:
+        """The runs the automation sensor launched, found by the run tags its definition sets."""
+        from data_platform import automation
+        from data_platform.definitions import defs
+
+        sensor = defs.get_repository_def().get_sensor_def(automation.AUTOMATION_SENSOR)
+        tags = [{"key": key, "value": value} for key, value in sensor.run_tags.items()]
+        assert tags, "the automation sensor sets no run tags to find its runs by"
+        return self.graphql(RUNS, {"filter": {"tags": tags}})["runsOrError"]["results"]
+
+    def sensor_state(self, name: str) -> dict:
+        location, repository = self.loaded_location()
+        selector = {"repositoryLocationName": location, "repositoryName": repository, "sensorName": name}
+        return self.graphql(SENSOR, {"selector": selector})["sensorOrError"]["sensorState"]
 
     def materialized_partitions(self, key: str) -> set[str]:
         node = self.graphql(PARTITIONS, {"key": {"path": key.split("/")}})["assetNodeOrError"]

@@ -100,7 +100,11 @@ class Service:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+            body = error.read() or b"{}"
+            try:
+                return error.code, json.loads(body)
+            except ValueError:  # a server error answered in plain text
+                return error.code, {"body": body.decode(errors="replace")}
 
     def stop(self) -> None:
         if self.process.poll() is None:

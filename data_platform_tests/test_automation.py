@@ -81,13 +81,21 @@ def test_an_unpartitioned_upstream_update_does_not_request_a_year_of_history(ins
     days = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"]
     materialize_days(days, "2013-03-01", "2013-03-03", instance=instance, resources=resources)
     first = evaluate_automation_conditions(defs, instance)
+    assert first.total_requested == 0  # what was there before automation looked is not redone
+
+    # a reference table and a daily upstream change before the same evaluation: the daily day is
+    # followed downstream, the reference table's update requests nothing (not every day of 2013)
     materialize(
         [*defs.assets], selection=[AssetKey(["raw", "planes"]), AssetKey(["cleaned", "planes"])], instance=instance,
         resources=resources
     )
+    materialize_days(["raw/flights", "raw/weather"], "2013-03-02", instance=instance, resources=resources)
     second = evaluate_automation_conditions(defs, instance, cursor=first.cursor)
 
-    assert second.total_requested == 0
+    day = {"2013-03-02"}
+    assert requested(second) == {"cleaned/flights": day, "cleaned/weather": day, "features/flight_features": day,
+                                 "ml/online_features": day}
+    assert second.total_requested == 4
 
 
 @pytest.fixture

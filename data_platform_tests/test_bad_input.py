@@ -325,6 +325,7 @@ def test_reference_tables_missing_rows_fail_the_reference_checks(landing, instan
         in per_partition(carriers)["2013-01-01"]["detail"]
     tailnums = found[("cleaned/flights", "tailnum_known_in_planes")]
     assert not tailnums.passed and tailnums.severity.value == "WARN"
+    assert sorted(per_partition(tailnums)) == ["2013-01-01", "2013-01-02"]
     assert all(not verdict["passed"] and verdict["unknown_share"] > 0.25 for verdict in per_partition(tailnums).values())
     dests = found[("cleaned/flights", "dest_known_in_airports")]
     assert dests.passed  # the real gaps (Puerto Rico, Virgin Islands) stay under the limit

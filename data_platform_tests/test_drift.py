@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, AssetSelection, DagsterInstance, materialize
 
-from data_platform import drift
+from data_platform import drift, training_set
 from data_platform.checks.drift import (
     FEATURE_DRIFT_CHECK,
     FEATURE_DRIFT_RECORD,
@@ -227,11 +227,31 @@ def test_policies_take_effect_sizes_only():
     assert policy.with_overrides({"columns": {"wx_temp": {"method": "ks_statistic", "threshold": 0.5}}}).column("wx_temp").threshold == 0.5
 
 
-def test_the_champions_training_set_is_the_reference_of_features_and_scores(drift_home, instance, resources):
+def psi(reference, current) -> float:
+    """Population stability index the way Evidently bins a numerical column with more than 20 values:
+    Sturges bins over both samples, empty bins filled with a tiny share."""
+    import numpy as np
+
+    edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
+    shares = []
+    for values in (reference, current):
+        share = np.histogram(values, edges)[0] / len(values)
+        smallest = share[share > 0].min()
+        share[share == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+        shares.append(share)
+    expected, actual = shares
+    return float(np.sum((expected - actual) * np.log(expected / actual)))
+
+
+def test_the_champions_training_set_is_the_reference_of_features_and_scores(drift_home, instance, resources, monkeypatch):
     from data_platform.assets.ml import MODEL_KEY, PREDICTIONS_KEY
     from data_platform.definitions import defs
 
     window = dict(train_first="2013-01-01", train_last="2013-01-14", holdout_first="2013-01-15", holdout_last="2013-01-18")
+    # The whole training set as the score reference (no sample), so this test can recompute it.
+    settings = drift_home / "drift.json"
+    settings.write_text(json.dumps({"prediction_drift": {"reference_rows": 1_000_000}}))
+    monkeypatch.setenv(drift.CONFIG_ENV, str(settings))
     trained = materialize(
         [*defs.assets, *(defs.asset_checks or [])],
         selection=AssetSelection.assets(MODEL_KEY),
@@ -257,5 +277,34 @@ def test_the_champions_training_set_is_the_reference_of_features_and_scores(drif
     plotted = {r.partition_key: r.asset_materialization.metadata
                for r in instance.fetch_materializations(PREDICTION_DRIFT_RECORD, limit=50).records}
     assert sorted(plotted) == sorted(rows(scores["per_partition"]))
-    assert all(isinstance(m["score"].value, float) and isinstance(m["drift_share"].value, float) for m in plotted.values())
     assert drift.ReportStore().snapshot_path("prediction_drift", dt.date.fromisoformat(SHIFTED_DAY)).exists()
+
+    # Recomputed here: the champion's scores of its training rows against each day's stored
+    # probabilities; the threshold from leave-one-day-out scores of the training days (at least 0.1);
+    # WARN from the threshold, ERROR from twice it.
+    from data_platform import modeling
+
+    store = resources["mlflow"]
+    model, _ = store.load_model()
+    training = training_set.load_champion_reference(store)
+    reference = pd.DataFrame({"day": training["day"].dt.date, "score": modeling.predict(model, training)})
+    assert scores["reference_rows"] == len(reference)
+    leave_one_out = [psi(reference[reference["day"] != day]["score"].to_numpy(), group["score"].to_numpy())
+                     for day, group in reference.groupby("day")]
+    threshold = max(0.1, max(leave_one_out))
+    assert probability["threshold"] == pytest.approx(threshold, abs=1e-4)
+    import duckdb
+
+    with duckdb.connect(str(drift_home / "warehouse.duckdb"), read_only=True) as conn:
+        stored = conn.execute("SELECT day, probability FROM ml.delay_predictions").df()
+    expected = {}
+    for day, group in stored.groupby(stored["day"].dt.strftime("%Y-%m-%d")):
+        score = psi(reference["score"].to_numpy(), group["probability"].to_numpy())
+        expected[day] = "PASS" if score < threshold else "ERROR" if score >= 2 * threshold else "WARN"
+        assert plotted[day]["score"].value == pytest.approx(score, abs=1e-4), day
+        assert plotted[day]["severity"].value == expected[day], day
+    assert sorted(expected) == sorted(plotted)
+    assert predictions.passed == (set(expected.values()) == {"PASS"})
+    if not predictions.passed:
+        worst = AssetCheckSeverity.ERROR if "ERROR" in expected.values() else AssetCheckSeverity.WARN
+        assert predictions.severity == worst

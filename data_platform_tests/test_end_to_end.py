@@ -15,7 +15,7 @@ from data_platform import automation
 from data_platform.checks import freshness
 from data_platform_tests.browser import LAYERS, PLOTTED, browser, newcomer, screenshots  # noqa: F401  (fixtures)
 from data_platform_tests.conftest import GRAPH_DAYS, MONTH
-from data_platform_tests.devstack import DevStack, metadata
+from data_platform_tests.devstack import ASSETS, DevStack, metadata
 
 pytestmark = pytest.mark.real_process
 
@@ -24,6 +24,21 @@ FLIGHTS_ON_GRAPH_DAYS = 2_632  # in the bundled data
 # has no weather at all.
 REAL_FINDINGS = {("raw/weather", "volume_within_day_of_week_baseline")}  # 2013-12-31 has no weather
 STOP_WITHIN_SECONDS = 10
+# What the UI's list of checks says for each status of a check's latest execution.
+STATUS_LABELS = {"SUCCEEDED": "Succeeded", "FAILED": "Failed", "EXECUTION_FAILED": "Execution failed",
+                 "IN_PROGRESS": "In progress", "SKIPPED": "Skipped", "NOT_EVALUATED": "Not evaluated"}
+# The text of each named check's entry: the largest element around its name holding no other check's name.
+CHECK_ENTRIES = """(names) => names.map(name => {
+  const labels = [...document.querySelectorAll('body *')]
+    .filter(e => e.children.length === 0 && e.textContent.trim() === name);
+  const boxes = labels.map(box => {
+    while (box.parentElement && !names.some(other => other !== name && box.parentElement.innerText.includes(other)))
+      box = box.parentElement;
+    return box.innerText.trim();
+  });
+  boxes.sort((a, b) => a.length - b.length);
+  return [name, boxes.length ? boxes[0] : null];
+})"""
 
 
 def path(key: dict) -> str:
@@ -80,13 +95,39 @@ def test_a_whole_graph_backfill_from_the_ui_on_nothing_materialized_is_green(bac
     print("end to end: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results["timings"].items()))
 
 
-def test_sensors_tick_after_the_backfill_and_automation_redoes_nothing(backfilled_stack):
-    _, results = backfilled_stack
+RUN_FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def test_sensors_tick_after_the_backfill_and_automation_redoes_nothing_but_follows_a_new_day(backfilled_stack):
+    stack, results = backfilled_stack
     for name, state in results["sensors"].items():
         assert state["status"] == "RUNNING", name  # on without anyone turning them on
         assert not [tick for tick in state["ticks"] if tick["status"] == "FAILURE"], (name, state["ticks"])
     assert set(results["sensors"]) == {freshness.SENSOR_NAME, automation.AUTOMATION_SENSOR}
     assert not results["automated_after_graph"], results["automated_after_graph"]
+
+    # The query that found nothing finds automation's runs once there is work: a day re-ingested
+    # from the UI is followed downstream, that day only, until the sensor has nothing left to do.
+    day = MONTH[14]
+    stack.launch_backfill({"partitionNames": [day], "title": "re-ingest a day",
+                           "assetSelection": [{"path": ["raw", "flights"]}, {"path": ["raw", "weather"]}]})
+
+    def settled():
+        runs = stack.automated_runs()
+        if not runs or any(run["status"] not in RUN_FINISHED for run in runs):
+            return None
+        last_end = max(run["endTime"] for run in runs)
+        ticks = stack.sensor_state(automation.AUTOMATION_SENSOR)["ticks"]
+        return runs if any(t["status"] == "SKIPPED" and t["timestamp"] > last_end for t in ticks) else None
+
+    runs = stack.wait_until("automation to follow the re-ingested day", settled, 600, every=5)
+    assert all(run["status"] == "SUCCESS" for run in runs), (runs, stack.tail())
+    for run in runs:
+        assert {tag["value"] for tag in run["tags"] if tag["key"] in PARTITION_TAGS} == {day}, run
+    followed = {"/".join(key["path"]) for run in runs for key in run["assetSelection"]}
+    assert {"cleaned/flights", "cleaned/weather", "features/flight_features"} <= followed, followed
+    assert not {"raw/flights", "raw/weather", automation.MODEL_KEY.to_user_string()} & followed, followed
 
 
 def test_a_month_backfilled_from_the_ui_over_every_daily_asset_targets_that_month_and_completes(backfilled_stack):
@@ -113,12 +154,12 @@ def test_browser_1_the_asset_graph_shows_every_layer(newcomer):
     graph.wait_for()
     newcomer.page.mouse.click(900, 750)  # focus the graph, then expand all groups (Alt+E)
     newcomer.page.keyboard.press("Alt+e")
-    newcomer.page.get_by_text("flight_features").first.wait_for()
-    text = newcomer.page.inner_text("body")
-    for layer in LAYERS:
-        assert layer in text, layer
-    for asset in ("airlines", "flights", "weather", "flight_features", "delay_model", "model_performance", "feature_drift"):
-        assert asset in text, asset
+    newcomer.page.get_by_text("flight_features", exact=True).first.wait_for()
+    # every layer is a group (the tree of groups beside the graph), every asset a node of its own
+    for name in (*LAYERS, "airlines", "flights", "weather", "flight_features", "delay_model", "model_performance",
+                 "feature_drift"):
+        element = newcomer.page.get_by_text(name, exact=True).first
+        assert element.count() and element.is_visible(), name
     newcomer.shot("1-asset-graph")
 
 
@@ -134,12 +175,20 @@ def test_browser_2_cleaned_flights_shows_its_columns_with_their_rules(newcomer):
 
 
 def test_browser_3_the_checks_of_the_features_show_their_results(newcomer):
+    # each check's entry in the list shows its own latest result: the contract and key checks pass on
+    # these features; feature_drift shows what the instance recorded for it
+    [node] = [node for node in newcomer.stack.graphql(ASSETS % "[]")["assetNodes"]
+              if path(node["assetKey"]) == "features/flight_features"]
+    recorded = {check["name"]: (check["executionForLatestMaterialization"] or {}).get("status", "NOT_EVALUATED")
+                for check in node["assetChecksOrError"]["checks"]}
+    expected = {"matches_features_contract": "Succeeded", "flight_key_unique": "Succeeded",
+                "feature_drift": STATUS_LABELS[recorded["feature_drift"]]}
     newcomer.open("/assets/features/flight_features?view=checks")
-    newcomer.page.get_by_text("matches_features_contract").first.wait_for()
-    text = newcomer.page.inner_text("body")
-    for check in ("matches_features_contract", "flight_key_unique", "feature_drift"):
-        assert check in text, check
-    assert "Succeeded" in text
+    newcomer.page.get_by_text("matches_features_contract", exact=True).first.wait_for()
+    entries = dict(newcomer.page.evaluate(CHECK_ENTRIES, sorted(recorded)))
+    for check, label in expected.items():
+        lines = [line for line in (entries.get(check) or "").split("\n") if line]
+        assert lines[-1:] == [label] and set(lines[:-1]) == {check}, (check, entries.get(check))  # name, status
     newcomer.shot("3-feature-checks")
 
 
@@ -187,14 +236,19 @@ def test_browser_6_the_model_links_its_mlflow_run(newcomer):
     link = newcomer.page.locator(f"a[href^='{newcomer.stack.mlflow_ui}/#/experiments/']").first
     link.wait_for()
     newcomer.shot("6a-model-metadata")
+    # the link opens the MLflow run the model's materialization recorded, and that page is the run's
+    [node] = [node for node in newcomer.stack.graphql(ASSETS % "[]")["assetNodes"]
+              if path(node["assetKey"]) == "ml/delay_model"]
+    run_id = metadata(node["latest"][0]["metadataEntries"])["mlflow_run_id"]
     href = link.get_attribute("href")
-    run_id = href.rsplit("/", 1)[-1]
+    assert href.startswith(f"{newcomer.stack.mlflow_ui}/#/experiments/") and href.endswith(f"/runs/{run_id}"), href
     with newcomer.context.expect_page() as opened:
         link.click()
     run = opened.value
     run.get_by_text("holdout_roc_auc").first.wait_for(timeout=60_000)
-    text = run.inner_text("body")
-    assert run_id in text or "delay_model" in text
+    assert run.url == href
+    shown = run.get_by_text(run_id, exact=True).first
+    assert shown.count() and shown.is_visible(), f"run {run_id} is not shown on {run.url}"
     version = newcomer.page.locator(f"a[href^='{newcomer.stack.mlflow_ui}/#/models/flight_delay/versions/']")
     assert version.count() >= 1
     newcomer.shot("6b-mlflow-run", page=run)

@@ -51,14 +51,39 @@ def test_january_in_one_run_has_every_flight_and_conserves_rows(instance, resour
     assert len(raw_events) == len(cleaned_events) == 31
     assert sum(metadata_value(m, "dagster/row_count") for m in raw_events.values()) == 27_004
     assert metadata_value(raw_events["2013-01-01"], "dagster/row_count") == 842
-    for day, event in cleaned_events.items():
-        conserved = (
-            metadata_value(event, "dagster/row_count")
-            + metadata_value(event, "quarantined_rows")
-            + metadata_value(event, "duplicates_removed")
-        )
-        assert conserved == metadata_value(event, "raw_rows") == metadata_value(raw_events[day], "dagster/row_count")
-    assert cleaned + quarantined <= raw
+
+    # Per day, counted in the tables: every raw row is cleaned, quarantined or an exact duplicate
+    # of a cleaned row (same key, same source values), and the metadata says the same.
+    with warehouse() as conn:
+        counted = {str(day): counts for day, *counts in conn.execute(
+            """
+            WITH raw_days AS (SELECT day, count(*) AS n FROM raw.flights GROUP BY day),
+                 cleaned_days AS (SELECT day, count(*) AS n FROM cleaned.flights GROUP BY day),
+                 quarantined_days AS (SELECT day, count(*) AS n FROM quarantine.flights GROUP BY day),
+                 source_rows AS (SELECT day, _source_uri, _source_row FROM raw.flights
+                                 EXCEPT SELECT day, _source_uri, _source_row FROM quarantine.flights),
+                 distinct_days AS (
+                     SELECT day, count(*) AS n FROM (
+                         SELECT DISTINCT r.* EXCLUDE (_source_uri, _source_row, _ingested_at, _run_id)
+                         FROM raw.flights r JOIN source_rows USING (day, _source_uri, _source_row))
+                     GROUP BY day)
+            SELECT day, raw_days.n, coalesce(cleaned_days.n, 0), coalesce(quarantined_days.n, 0), distinct_days.n
+            FROM raw_days LEFT JOIN cleaned_days USING (day) LEFT JOIN quarantined_days USING (day)
+                 LEFT JOIN distinct_days USING (day)
+            ORDER BY day
+            """).fetchall()}
+    assert sorted(counted) == sorted(cleaned_events)
+    for day, (raw_rows, cleaned_rows, quarantined_rows, distinct_kept) in counted.items():
+        event = cleaned_events[day]
+        duplicates = raw_rows - quarantined_rows - distinct_kept
+        assert cleaned_rows == distinct_kept, day
+        assert raw_rows == cleaned_rows + quarantined_rows + duplicates, day
+        assert metadata_value(raw_events[day], "dagster/row_count") == metadata_value(event, "raw_rows") == raw_rows, day
+        assert metadata_value(event, "dagster/row_count") == cleaned_rows, day
+        assert metadata_value(event, "quarantined_rows") == quarantined_rows, day
+        assert metadata_value(event, "duplicates_removed") == duplicates, day
+    assert sum(counts[1] for counts in counted.values()) == cleaned
+    assert sum(counts[2] for counts in counted.values()) == quarantined
 
 
 def test_rerunning_a_partition_keeps_rows_and_data_version(instance, resources, warehouse):

@@ -143,25 +143,63 @@ def test_the_check_in_real_runs_fails_while_the_newest_landing_day_is_missing_th
     assert caught_up[RAW_FLIGHTS].metadata["partitions_behind"].value == 0
 
 
-def test_dagsters_freshness_sensor_evaluates_our_checks_and_then_waits(instance, resources):
+# How long after the source made a partition available each layer may take (README, *Freshness*).
+ALLOWED_HOURS = {"raw": 1, "cleaned": 2, "features": 3, "ml": 4, "monitoring": 4}
+
+
+def test_dagsters_freshness_sensor_evaluates_our_checks_and_then_waits(tmp_path, monkeypatch, instance):
+    # A landing day that arrived 2.5 h ago: raw and cleaned are past their deadlines, the layers
+    # computed from them are not due yet.
+    landing = tmp_path / "landing"
+    arrived = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2.5)
+    for table in ("flights", "weather"):
+        write_landing_day(landing, table, "2013-01-01")
+        os.utime(landing / table / "2013-01-01.csv", (arrived.timestamp(), arrived.timestamp()))
+    monkeypatch.setenv("DATA_PLATFORM_LANDING_DIR", str(landing))
+    resources = build_resources()
     sensor = defs.get_repository_def().get_sensor_def(freshness.SENSOR_NAME)
     daily_checks = {key for checks in defs.asset_checks for key in checks.check_keys if key.name == freshness.CHECK_NAME}
+    assert {RAW_FLIGHTS, CLEANED_FLIGHTS, AssetKey(["ml", "model_performance"])} <= {k.asset_key for k in daily_checks}
 
     first = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
     assert len(first.run_requests) == 1
     assert set(first.run_requests[0].asset_check_keys) == daily_checks  # never evaluated: all of them
 
-    # evaluate them as the sensor's run would (the bundled source: 2013-12-31, not due or late)
-    materialize_days(["raw/flights"], "2013-12-31", instance=instance, resources=resources)
-
-    materialize(
-        [*defs.assets, *defs.asset_checks],
-        selection=AssetSelection.checks(*daily_checks),
-        instance=instance,
-        resources=resources,
+    # evaluate them as the sensor's run would, after raw/flights ingested the day
+    materialize_days(AssetSelection.assets(RAW_FLIGHTS).without_checks(), "2013-01-01", instance=instance,
+                     resources=resources)
+    checked_at = dt.datetime.now(dt.timezone.utc)
+    results = _evaluations(
+        materialize([*defs.assets, *defs.asset_checks], selection=AssetSelection.checks(*daily_checks),
+                    instance=instance, resources=resources),
+        freshness.CHECK_NAME,
     )
+    assert set(results) == {key.asset_key for key in daily_checks}
+    for key, evaluation in results.items():
+        deadline = arrived + dt.timedelta(hours=ALLOWED_HOURS[key.path[0]])
+        meta = {name: value.value for name, value in evaluation.metadata.items()}
+        assert meta["expected_partition"] == "2013-01-01", key
+        if key == RAW_FLIGHTS:
+            assert evaluation.passed and evaluation.description.startswith("Fresh"), evaluation.description
+            assert meta[freshness.FRESH_UNTIL] > checked_at.timestamp() + 3000  # checked again in an hour
+        elif deadline < checked_at:
+            assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN, key
+            late = (checked_at - deadline).total_seconds() / 3600
+            assert meta["overdue_hours"] == pytest.approx(late, abs=0.05), key
+        else:
+            assert evaluation.passed and evaluation.description.startswith("Not due yet"), key
+            assert meta[freshness.FRESH_UNTIL] == pytest.approx(deadline.timestamp(), abs=1), key
+    verdicts = {key.path[0]: evaluation.passed for key, evaluation in results.items() if key != RAW_FLIGHTS}
+    assert verdicts["raw"] is False and verdicts["cleaned"] is False and verdicts["features"] is True
+
+    # passed checks wait for their fresh-until time, failed ones for a new materialization: nothing to run
     second = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor))
-    # raw/flights passed (fresh until an hour from now); the others either wait for their deadline
-    # or failed and wait for a new materialization: nothing to run now
     assert not second.run_requests
-    assert isinstance(second.skip_message, str) and second.skip_message
+
+    # a late asset materialized again: its check, and only its check, is evaluated again
+    raw_weather = AssetKey(["raw", "weather"])
+    materialize_days(AssetSelection.assets(raw_weather).without_checks(), "2013-01-01", instance=instance,
+                     resources=resources)
+    third = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=second.cursor))
+    [request] = third.run_requests
+    assert [key.asset_key for key in request.asset_check_keys] == [raw_weather]

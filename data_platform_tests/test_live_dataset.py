@@ -10,7 +10,7 @@ import duckdb
 
 from data_platform.cleaning import clean
 from data_platform.datasets import registry
-from data_platform.ingest import SourceResource
+from data_platform.ingest import HighWater, SourceResource, _sla_due
 from data_platform.partitions import dataset_partitions
 
 CONTRACT = """\
@@ -28,19 +28,22 @@ schema:
       - property: source
         value: {type: landing}
       - property: partitioning
-        value: {cadence: daily, start: "2026-11-01", timezone: UTC}
+        value: {cadence: daily, start: "{start}", timezone: UTC}
     properties:
       - {name: station, logicalType: string, required: true, primaryKey: true, primaryKeyPosition: 1}
       - {name: observed_at, logicalType: timestamp, required: true, primaryKey: true, primaryKeyPosition: 2}
       - {name: level, logicalType: number, logicalTypeOptions: {minimum: 0, maximum: 100}}
 """
-DAYS = [dt.date(2026, 11, 25), dt.date(2026, 11, 26), dt.date(2026, 11, 27)]
+# Dates relative to today: the feed started a month ago, the last file came ten days ago.
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+START = TODAY - dt.timedelta(days=30)
+DAYS = [TODAY - dt.timedelta(days=n) for n in (12, 11, 10)]
 
 
 def test_a_live_landing_dataset_accepts_this_years_files_and_expects_what_its_sla_owes(tmp_path: Path, monkeypatch, platform_home):
     contracts, landing = tmp_path / "contracts", tmp_path / "landing"
     contracts.mkdir()
-    (contracts / "readings.odcs.yaml").write_text(CONTRACT)
+    (contracts / "readings.odcs.yaml").write_text(CONTRACT.replace("{start}", START.isoformat()))
     monkeypatch.setenv("DATA_PLATFORM_DATASETS_DIR", str(contracts))
     folder = landing / "readings"
     folder.mkdir(parents=True)
@@ -51,7 +54,7 @@ def test_a_live_landing_dataset_accepts_this_years_files_and_expects_what_its_sl
     readings = registry()["readings"]
     today = dt.datetime.now(dt.timezone.utc).date()
     keys = dataset_partitions(readings).get_partition_keys()
-    assert keys[0] == "2026-11-01" and keys[-1] == today.isoformat()  # a live feed runs up to today
+    assert keys[0] == START.isoformat() and keys[-1] == today.isoformat()  # a live feed runs up to today
 
     source = SourceResource(landing_dir=str(landing))
     with duckdb.connect(str(platform_home / "warehouse.duckdb")) as conn:
@@ -62,12 +65,18 @@ def test_a_live_landing_dataset_accepts_this_years_files_and_expects_what_its_sl
     assert stored == [(day, 4) for day in DAYS]
     assert sum(outcome["quarantined_rows"].values()) == 0
 
-    # The newest file is 2026-11-27, but with a 6 h latency the source owes every finished day.
+    # The newest file is ten days old, but with a 6 h latency the source owes every finished day:
+    # yesterday once 06:00 UTC has passed today, the day before until then.
     mark = source.high_water(readings)
     now = dt.datetime.now(dt.timezone.utc)
-    owed = (now - dt.timedelta(hours=6)).date() - dt.timedelta(days=1)
-    assert mark.day == max(owed, DAYS[-1])
-    if owed > DAYS[-1]:
-        assert "not delivered" in mark.uri
-        assert mark.available_at == dt.datetime.combine(owed + dt.timedelta(days=1), dt.time(), dt.timezone.utc) \
-            + dt.timedelta(hours=6)
+    owed = today - dt.timedelta(days=1 if now.hour >= 6 else 2)
+    assert mark.day == owed and "not delivered" in mark.uri
+    assert mark.available_at == dt.datetime.combine(owed + dt.timedelta(days=1), dt.time(6), dt.timezone.utc)
+
+    # On a fixed clock: the newest file is the mark until the next day is owed, 6 h after it ended.
+    delivered = HighWater(DAYS[-1], now, (folder / f"{DAYS[-1]}.csv").as_uri(), republishable=True, start=START)
+    next_day_ends = dt.datetime.combine(DAYS[-1] + dt.timedelta(days=2), dt.time(), dt.timezone.utc)
+    assert _sla_due(readings, delivered, now=next_day_ends + dt.timedelta(hours=5, minutes=59)) == delivered
+    late = _sla_due(readings, delivered, now=next_day_ends + dt.timedelta(hours=6))
+    assert late.day == DAYS[-1] + dt.timedelta(days=1) and "not delivered" in late.uri
+    assert late.available_at == next_day_ends + dt.timedelta(hours=6)

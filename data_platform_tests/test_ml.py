@@ -3,8 +3,6 @@ check, daily predictions and performance, and retraining reproducibility from a 
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 from dagster import AssetKey, AssetSelection, materialize
@@ -111,10 +109,26 @@ def test_model_is_tracked_registered_promoted_only_when_better_and_reproducible(
         e.event_specific_data.materialization.partition: e.event_specific_data.materialization.metadata
         for e in scored.get_asset_materialization_events() if e.asset_key == AssetKey(["ml", "model_performance"])
     }
-    assert len(performance) == 6
-    for figures in performance.values():
-        for name in ("roc_auc", "log_loss", "brier", "predicted_positive_rate", "actual_positive_rate"):
-            assert isinstance(figures[name].value, float) and math.isfinite(figures[name].value)
+    assert sorted(performance) == list(pd.date_range(*SCORED).strftime("%Y-%m-%d"))
+    # Each day's figures are those of that day's stored probabilities against that day's labels,
+    # computed here with scikit-learn on rows read by this test.
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    with warehouse() as conn:
+        joined = conn.execute(
+            f"""SELECT p.day, p.probability, f.{LABEL} AS label FROM ml.delay_predictions p
+                JOIN features.flight_features f USING (day, carrier, flight, origin) WHERE p.day BETWEEN ? AND ?""",
+            list(SCORED)).df()
+    for day in ("2013-01-16", "2013-01-19", "2013-01-21"):
+        rows = joined[joined["day"].dt.strftime("%Y-%m-%d") == day]
+        y, p = rows["label"].astype(int).to_numpy(), rows["probability"].to_numpy()
+        assert 0 < y.sum() < len(y), day
+        figures = {name: value.value for name, value in performance[day].items()}
+        expected = {"roc_auc": roc_auc_score(y, p), "log_loss": log_loss(y, p), "brier": brier_score_loss(y, p),
+                    "predicted_positive_rate": p.mean(), "actual_positive_rate": y.mean()}
+        assert figures["scored_flights"] == len(rows), day
+        for name, value in expected.items():
+            assert figures[name] == pytest.approx(value, rel=1e-9), (day, name)
 
     # Same snapshot, same params: identical metrics, so the new version does not beat the champion.
     second = train(instance, resources, **WINDOWS, **SMALL)

@@ -3,13 +3,11 @@ and runs that always end FINISHED or FAILED."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import multiprocessing
 
 import pytest
 
 from data_platform.mlflow_store import DAGSTER_RUN_TAG, MlflowStore
-from data_platform.settings import PROJECT_ROOT
 
 
 def test_store_lives_under_the_data_home_with_absolute_locations(platform_home, resources):
@@ -22,15 +20,36 @@ def test_store_lives_under_the_data_home_with_absolute_locations(platform_home, 
     assert (platform_home / "mlflow" / "mlflow.db").exists()
 
 
+def first_use(barrier, results) -> None:
+    """One process's first use of the store: everything imported, then setup() at the barrier."""
+    import time
+
+    import mlflow  # noqa: F401  (the slow import happens before the barrier, not between the three)
+
+    store = MlflowStore.from_env()
+    try:
+        barrier.wait(timeout=120)
+        released = time.time()
+        results.put((released, store.setup(), None))
+    except Exception as error:  # reported to the test, which fails with it
+        results.put((time.time(), None, f"{type(error).__name__}: {error}"))
+
+
 def test_concurrent_first_use_of_a_fresh_store_succeeds(platform_home):
-    code = "from data_platform.mlflow_store import MlflowStore; print(MlflowStore.from_env().setup())"
-    processes = [
-        subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(3)
-    ]
-    outputs = [process.communicate(timeout=120) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0, 0], [err[-2000:] for _, err in outputs]
-    assert len({out.strip() for out, _ in outputs}) == 1  # one experiment, created once
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(3), context.Queue()
+    processes = [context.Process(target=first_use, args=(barrier, results)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=180) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    assert [error for _, _, error in outcomes] == [None, None, None]
+    released = [at for at, _, _ in outcomes]
+    assert max(released) - min(released) < 1.0  # the three calls really overlapped
+    assert len({experiment for _, experiment, _ in outcomes}) == 1  # one experiment, created once
+    assert len(MlflowStore.from_env().client().search_experiments()) == 2  # and the Default one
 
 
 def test_runs_end_finished_or_failed_never_running(platform_home, resources):

@@ -4,11 +4,14 @@ validation, champion moves without restart, and the serving-skew check in the gr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import pytest
@@ -18,6 +21,7 @@ from data_platform.assets import features as F
 from data_platform.online import assemble as A
 from data_platform.online import store as S
 from data_platform.online.assets import COMPARED, COMPLETE_CHECK, ONLINE_KEY, SKEW_CHECK, OnlineStoreResource, same
+from data_platform.settings import warehouse_path
 from data_platform_tests.ml_fixtures import seeded_warehouse  # noqa: F401  (fixture)
 from data_platform_tests.serving_fixtures import (
     DAYS, SCORED, build_serving_home, platform_env, redis_server, run, start_service,
@@ -70,33 +74,62 @@ def mismatches(answer: dict, row: dict, with_probability: bool = True) -> list[s
     return wrong
 
 
-def test_served_features_and_probabilities_equal_offline_and_batch(serving_home, service):
+@contextlib.contextmanager
+def warehouse_moved_away(home: Path) -> Iterator[list[Path]]:
+    """The warehouse's files (the database and its write-ahead log) renamed for the duration, so
+    nothing can open them by name; yields their temporary names. Restored afterwards."""
+    with platform_env(home):
+        warehouse = warehouse_path()
+    files = [path for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")) if path.exists()]
+    assert warehouse in files
+    moved = [path.with_name(path.name + ".moved-away") for path in files]
+    for path, away in zip(files, moved):
+        os.replace(path, away)
+    try:
+        yield [*files, *moved]
+        assert not [path for path in files if path.exists()], "something created the warehouse again"
+    finally:
+        for path, away in zip(files, moved):
+            os.replace(away, path)
+
+
+def opened_files(pid: int) -> set[str]:
+    return {os.path.realpath(path) for path in Path(f"/proc/{pid}/fd").iterdir() if path.exists()}
+
+
+@pytest.mark.real_process
+def test_served_features_and_probabilities_equal_offline_and_batch(serving_home):
     rows = offline_rows(serving_home, *SCORED, every=4)
     assert len(rows) >= 1000
     singles, batched = rows[:200], rows[200:]
     answers = []
-    for row in singles:
-        status, answer = service.call("POST", "/predict", request_of(row))
-        assert status == 200, answer
-        answers.append(answer)
-    for start in range(0, len(batched), 100):
-        status, body = service.call("POST", "/predict/batch", {"flights": [request_of(r) for r in batched[start:start + 100]]})
-        assert status == 200, body
-        answers.extend(body["predictions"])
+    # The service reads the online store and the registry, never the warehouse: it starts and
+    # answers while the warehouse's files are not there under any name it could know.
+    with warehouse_moved_away(serving_home) as warehouse_files:
+        service = start_service(serving_home)
+        try:
+            for row in singles:
+                status, answer = service.call("POST", "/predict", request_of(row))
+                assert status == 200, answer
+                answers.append(answer)
+            for start in range(0, len(batched), 100):
+                status, body = service.call("POST", "/predict/batch", {"flights": [request_of(r) for r in batched[start:start + 100]]})
+                assert status == 200, body
+                answers.extend(body["predictions"])
+            opened = opened_files(service.process.pid)
+        finally:
+            service.stop()
+    assert str(serving_home / "online" / "features.sqlite") in opened
+    assert not opened & {str(path) for path in warehouse_files}
     assert len(answers) == len(rows)
     wrong = {f"{r['day']} {r['carrier']}{r['flight']} {r['origin']}": m for r, a in zip(rows, answers) if (m := mismatches(a, r))}
     assert not wrong, f"{len(wrong)} of {len(rows)} flights differ: {dict(list(wrong.items())[:5])}"
-    # The service reads the online store and the registry, never the warehouse file.
-    fd_dir = Path(f"/proc/{service.process.pid}/fd")
-    if fd_dir.exists():
-        opened = {str(path.resolve()) for path in fd_dir.iterdir() if path.exists()}
-        assert str(serving_home / "online" / "features.sqlite") in opened
-        assert not [path for path in opened if path.endswith("warehouse.duckdb")]
     # Served features are what the model was trained on: as of the cut-off, and nothing stale.
     assert all(a["cutoff"] == a["features"]["cutoff_utc"] and not a["stale"] for a in answers)
     assert sum(a["features"]["weather_observed_at"] is not None for a in answers) > 0.9 * len(answers)
 
 
+@pytest.mark.real_process
 def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_served(serving_home, tmp_path):
     # A copy of the home (warehouse, registry, online store) that this test may perturb.
     home = tmp_path / "data"
@@ -136,6 +169,7 @@ def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_se
                if before[i]["features"]["wx_temp"] is not None)
 
 
+@pytest.mark.real_process
 def test_redis_store_holds_the_same_rows_and_passes_the_completeness_check(serving_home):
     rows = offline_rows(serving_home, *SCORED, every=10)
     requests = [A.FlightRequest(r["carrier"], r["flight"], r["origin"], r["dest"], r["sched_dep_utc"], r["tailnum"])
@@ -165,6 +199,7 @@ def test_redis_store_holds_the_same_rows_and_passes_the_completeness_check(servi
         redis_store.close()
 
 
+@pytest.mark.real_process
 def test_bad_input_is_refused_field_by_field_and_nothing_reaches_sql(service):
     good = {"carrier": "B6", "flight": 725, "origin": "JFK", "dest": "BQN",
             "scheduled_departure": "2013-01-17T05:44:00-05:00", "tailnum": "N804JB"}
@@ -192,6 +227,7 @@ def test_bad_input_is_refused_field_by_field_and_nothing_reaches_sql(service):
     assert service.call("POST", "/predict", good)[0] == 200
 
 
+@pytest.mark.real_process
 def test_a_flight_after_the_newest_data_is_scored_on_the_newest_data_and_says_how_stale(service):
     status, body = service.call("POST", "/predict", {"carrier": "B6", "flight": 725, "origin": "JFK", "dest": "BQN",
                                                      "scheduled_departure": "2013-01-25T05:44:00-05:00"})
@@ -204,6 +240,7 @@ def test_a_flight_after_the_newest_data_is_scored_on_the_newest_data_and_says_ho
     assert health["store_as_of"] == "2013-01-22T05:00:00+00:00" and health["store_staleness_seconds"] > 0
 
 
+@pytest.mark.real_process
 def test_health_is_503_without_store_or_model(tmp_path):
     home = tmp_path / "empty"
     (home / "dagster").mkdir(parents=True)
@@ -217,6 +254,7 @@ def test_health_is_503_without_store_or_model(tmp_path):
         service.stop()
 
 
+@pytest.mark.real_process
 def test_an_unreachable_redis_store_gives_503_not_500(serving_home):
     from data_platform_tests.serving_fixtures import free_port
 
@@ -232,6 +270,7 @@ def test_an_unreachable_redis_store_gives_503_not_500(serving_home):
         service.stop()
 
 
+@pytest.mark.real_process
 def test_a_moved_champion_is_served_within_a_minute_and_one_request_never_mixes_versions(serving_home, service):
     from data_platform.mlflow_store import MlflowStore
 
@@ -269,6 +308,7 @@ def test_a_moved_champion_is_served_within_a_minute_and_one_request_never_mixes_
                 time.sleep(0.2)
 
 
+@pytest.mark.real_process
 def test_skew_check_in_the_graph_passes_on_logged_predictions_and_names_mismatching_features(serving_home, service):
     flights = [request_of(r) for r in offline_rows(serving_home, "2013-01-18", "2013-01-18", every=20)]
     assert service.call("POST", "/predict/batch", {"flights": flights})[0] == 200

@@ -89,6 +89,7 @@ def test_references_on_the_real_data_pass_with_their_known_gaps_named(instance, 
     assert {r.data["code"]: r.data["rows"] for r in dests.metadata["unknown_codes"].value.records} == \
         territories["dest"].value_counts().to_dict()
     tailnums = per_partition(found[("cleaned/flights", "tailnum_known_in_planes")])
+    assert sorted(tailnums) == ["2013-01-01", "2013-01-02"]
     assert all(0.10 < v["unknown_share"] < 0.18 and v["passed"] for v in tailnums.values())
     carriers = found[("cleaned/flights", "carrier_known_in_airlines")]
     assert carriers.passed and carriers.severity.value == "ERROR"
