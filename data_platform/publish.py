@@ -96,7 +96,8 @@ def published_contract(contract: TableContract, *, version: str, origin: dict, o
             prop.update(partitioned=True, partitionKeyPosition=1)
         options, quality = _rules(col.rules)
         if col.max_null_rate is not None:
-            quality.append({"metric": "nullValues", "unit": "percent", "mustBeLessOrEqualTo": col.max_null_rate * 100,
+            quality.append({"metric": "nullValues", "unit": "percent",
+                            "mustBeLessOrEqualTo": round(col.max_null_rate * 100, 6),
                             "description": "per partition (the platform's null_rates_within_contract check warns)"})
         if options:
             prop["logicalTypeOptions"] = options
@@ -131,7 +132,7 @@ def published_contract(contract: TableContract, *, version: str, origin: dict, o
         "schema": [table],
         "customProperties": [{"property": "publishedFrom", "value": origin}],
     }
-    if any(NULLED_VALUES == name for name in contract.columns):
+    if NULLED_VALUES in contract.columns:
         document["description"]["usage"] = (f"Values set to NULL as physically implausible are listed in "
                                             f"{NULLED_VALUES}.")
     return document

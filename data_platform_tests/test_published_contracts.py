@@ -161,6 +161,18 @@ def test_published_contract_names_the_stored_columns_keys_and_origin(platform_ho
     quarantine = {p["name"] for p in yaml.safe_load((tmp_path / "quarantine.flights.odcs.yaml").read_text())[
         "schema"][0]["properties"]}
     assert {"reason", "quarantine_run_id", "day"} <= quarantine
+    # The README shows an excerpt of this very document beside the authoring contract.
+    readme = (settings.PROJECT_ROOT / "README.md").read_text()
+    excerpt = yaml.safe_load(readme.split("(published)</th></tr>", 1)[1].split("```yaml\n")[2].split("```")[0])
+    assert excerpt["id"] == cleaned["id"] and excerpt["version"] == cleaned["version"]
+    assert excerpt["servers"][0]["schema"] == cleaned["servers"][0]["schema"] == "cleaned"
+    for shown in excerpt["schema"][0]["properties"]:
+        stored = {k: v for k, v in props[shown["name"]].items() if k != "description"}
+        assert shown == stored, shown["name"]
+    authoring = yaml.safe_load(readme.split("(published)</th></tr>", 1)[1].split("```yaml\n")[1].split("```")[0])
+    declared = {p["name"]: p for p in yaml.safe_load(flights.path.read_text())["schema"][0]["properties"]}
+    for shown in authoring["schema"][0]["properties"]:
+        assert shown == {k: v for k, v in declared[shown["name"]].items() if k != "description"}, shown["name"]
     weather = yaml.safe_load(next(iter(write_contracts(["cleaned.weather"], tmp_path))).read_text())
     assert "nulled_values" in {p["name"] for p in weather["schema"][0]["properties"]}
 
