@@ -29,7 +29,7 @@ def run(request: dict, timeout: float = 900) -> dict:
     """The results of `request`, computed by datacontract-cli in its own environment."""
     python = VENV / "bin" / "python"
     if not python.exists():
-        raise RuntimeError(f"{python} is missing: run `make .venv-datacontract`")
+        raise RuntimeError(f"{python} is missing: run `make datacontract`")
     done = subprocess.run([str(python), __file__], input=json.dumps(request), capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
     if done.returncode != 0:
