@@ -56,7 +56,8 @@ def test_a_new_contract_appears_in_a_running_make_dev_after_reload(tmp_path):
         assert {"matches_raw_contract", "no_duplicate_keys", "newest_source_partition_on_time"} <= after["raw/co2"]
         assert {"matches_cleaned_contract", "key_unique", "rows_conserved"} <= after["cleaned/co2"]
 
-        # A mistake in the file: the reload fails and the UI shows the file and line, nothing is skipped.
+        # A mistake in the file (co2, after the declared partition column day and date): the reload fails
+        # and the UI shows the file and line, nothing is skipped.
         text = contract.read_text()
         contract.write_text(text.replace("logicalType: number", "logicalType: numbr"))
         line = contract.read_text().splitlines().index("        logicalType: numbr") + 1
@@ -64,7 +65,7 @@ def test_a_new_contract_appears_in_a_running_make_dev_after_reload(tmp_path):
         error = entry["locationOrLoadError"]
         shown = "\n".join([error["message"], *(cause["message"] for cause in error.get("causes") or [])])
         assert error["__typename"] == "PythonError" and "ContractError" in shown, entry
-        assert f"{contract}:{line}: schema[0].properties[1].logicalType: 'numbr' is not one of" in shown, shown
+        assert f"{contract}:{line}: schema[0].properties[2].logicalType: 'numbr' is not one of" in shown, shown
         statuses = server.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
         assert [e["locationOrLoadError"]["__typename"] for e in statuses] == ["PythonError"]
 
