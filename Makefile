@@ -18,7 +18,8 @@ DATA_PLATFORM_UI_URL ?= http://127.0.0.1:$(DAGSTER_UI_PORT)
 export DAGSTER_UI_PORT DAGSTER_CODE_PORT MLFLOW_UI_PORT REPORTS_PORT
 export DATA_PLATFORM_MLFLOW_UI_URL DATA_PLATFORM_REPORTS_URL DATA_PLATFORM_UI_URL
 
-.PHONY: install instance dev demo test test-fast bench bench-ml mlflow-ui catalog clean dataset-new dataset-check
+.PHONY: install instance dev demo test test-fast bench bench-ml mlflow-ui catalog clean dataset-new dataset-check \
+	datacontract
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,16 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 install: $(BIN)/.installed
+
+# datacontract-cli (pinned, with everything it installs) in its own environment: it pins an older
+# DuckDB than the platform's. The tests run it on the contracts (data_platform_tests/datacontract_cli.py).
+DATACONTRACT_VENV := .venv-datacontract
+$(DATACONTRACT_VENV)/.installed: requirements-datacontract.lock
+	$(PYTHON) -m venv $(DATACONTRACT_VENV)
+	$(DATACONTRACT_VENV)/bin/pip install --quiet -r requirements-datacontract.lock
+	touch $@
+
+datacontract: $(DATACONTRACT_VENV)/.installed
 
 # The instance config in $(DAGSTER_HOME), rewritten on every use: dagster.yaml, plus PostgreSQL
 # instance storage (dagster.postgres.yaml) when DAGSTER_PG_URL is set.
@@ -54,11 +65,11 @@ demo: install instance
 
 # Two workers, one test module each at a time: the end-to-end module (one `make dev`, its browser
 # tests included) runs beside the rest.
-test: install
+test: install datacontract
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The inner loop: everything but the tests that start real servers and browsers (marker real_process).
-test-fast: install
+test-fast: install datacontract
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not real_process"
 
 bench: install

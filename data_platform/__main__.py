@@ -48,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-# --- dataset new | check: declaring datasets as contract files (data_platform/datasets/scaffold.py) ---
+# --- dataset new | check | publish: declaring datasets as contract files (data_platform/datasets/scaffold.py) ---
 
 def add_dataset_commands(commands) -> None:
-    dataset = commands.add_parser("dataset", help="draft a dataset contract from a sample file, or validate contracts")
+    dataset = commands.add_parser("dataset", help="draft a dataset contract from a sample file, validate contracts, "
+                                                  "or publish the stored tables' contracts")
     actions = dataset.add_subparsers(dest="dataset_command", required=True)
     new = actions.add_parser(
         "new", help="write a draft NAME.odcs.yaml from a sample file into DATA_PLATFORM_DATASETS_DIR "
@@ -66,6 +67,12 @@ def add_dataset_commands(commands) -> None:
         "check", help="validate contracts (every one when no FILE is given) like the code location does; "
                       "exit code 1 on problems")
     check.add_argument("files", nargs="*", metavar="FILE")
+    publish = actions.add_parser(
+        "publish", help="write the ODCS contract of each stored table (raw, cleaned, quarantine, ML) as it is "
+                        "stored, to $DATA_PLATFORM_HOME/contracts/<layer>.<table>.odcs.yaml; prints each path")
+    publish.add_argument("names", nargs="*", metavar="NAME",
+                         help="datasets (their three tables) or tables (cleaned.flights); default: every table")
+    publish.add_argument("--output", metavar="DIR", help="folder to write to")
 
 
 def run_dataset_command(args) -> int:
@@ -73,6 +80,10 @@ def run_dataset_command(args) -> int:
 
     if args.dataset_command == "check":
         return check_contracts(args.files or None)
+    if args.dataset_command == "publish":
+        from data_platform.publish import publish_command
+
+        return publish_command(args.names, args.output)
     try:
         path = new_contract(args.name, args.source, args.time_column, args.time_format)
     except ScaffoldError as error:

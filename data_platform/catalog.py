@@ -3,7 +3,7 @@
 `python -m data_platform catalog [--output PATH]` writes JSON Lines, one record per asset, for
 loading into another catalog tool. Everything comes from the code location's Definitions (key,
 description, owners, kinds, group, code version, column schema and lineage, upstream assets,
-checks) and from the instance's event log (per partition: latest row count, data version, run id,
+checks, the published ODCS contract of the table, see `publish.py`) and from the instance's event log (per partition: latest row count, data version, run id,
 timestamp; latest check results). Nothing is kept by hand.
 """
 
@@ -152,12 +152,16 @@ def _checks(graph, instance: DagsterInstance, check_keys) -> list[dict]:
 
 def catalog_records(defs: Definitions, instance: DagsterInstance) -> Iterator[dict]:
     """One record per asset of `defs`, in key order."""
+    from data_platform.publish import stored_tables
+
     graph = defs.resolve_asset_graph()
+    published = stored_tables()
     for key in sorted(graph.get_all_asset_keys(), key=_key):
         node = graph.get(key)
         metadata = dict(node.metadata or {})
         schema = metadata.pop(SCHEMA_KEY, None)
         lineage = metadata.pop(LINEAGE_KEY, None)
+        table = _plain(metadata.pop("dagster/table_name", None))
         partitions = materialized_partitions(instance, key) if node.is_partitioned else []
         latest = latest_materialization(instance, key)
         yield {
@@ -168,9 +172,11 @@ def catalog_records(defs: Definitions, instance: DagsterInstance) -> Iterator[di
             "kinds": sorted(node.kinds),
             "group": node.group_name,
             "code_version": node.code_version,
-            "table": _plain(metadata.pop("dagster/table_name", None)),
+            "table": table,
             "uri": _plain(metadata.pop("dagster/uri", None)),
             "column_schema": _plain(schema),
+            "odcs_contract": published.get(table),
+            "quarantine_odcs_contract": published.get(_plain(metadata.get("quarantine_table"))),
             "column_lineage": _plain(lineage),
             "upstream": sorted(_key(parent) for parent in node.parent_keys),
             "downstream": sorted(_key(child) for child in node.child_keys),

@@ -17,6 +17,17 @@ from data_platform import settings
 from data_platform.datasets import ContractError, load_datasets
 from data_platform.datasets.load import read_contract
 
+# The declared partition column (optional; the key is complete as written with it).
+PARTITION_COLUMN = """\
+      - name: day
+        logicalType: date
+        required: true
+        primaryKey: true
+        primaryKeyPosition: 2
+        partitioned: true
+        transformSourceObjects: [taken_on]
+"""
+
 VALID = """\
 apiVersion: v3.1.0
 kind: DataContract
@@ -35,6 +46,7 @@ schema:
       - property: drift
         value: {columns: [level], reference: {start: "2013-01-01", end: "2013-01-07"}}
     properties:
+""" + PARTITION_COLUMN + """\
       - name: taken_on
         logicalType: date
         required: true
@@ -44,20 +56,35 @@ schema:
       - name: carrier
         logicalType: string
         relationships:
-          - to: airlines.carrier
+          - type: foreignKey
+            to: airlines.odcs.yaml#/schema/airlines/properties/carrier
       - name: level
         logicalType: number
 """
 
 # name -> (what is replaced, by what, what the error must say); the error names the replaced line.
 BROKEN = {
-    "misspelled_key": ("        required: true\n", "        requird: true\n", "unknown key 'requird'"),
+    "misspelled_key": ("        required: true\n        primaryKey: true\n        primaryKeyPosition: 1\n",
+                       "        requird: true\n        primaryKey: true\n        primaryKeyPosition: 1\n",
+                       "unknown key 'requird'"),
     "unknown_type": ("        logicalType: number\n", "        logicalType: decimal\n", "decimal"),
     "drift_on_missing_column": ("columns: [level]", "columns: [levels]", "drift column 'levels' is not a property"),
     "partition_on_missing_column": ("column: taken_on}", "column: taken_at}",
                                     "partition column 'taken_at' is not a property"),
-    "reference_to_unknown_dataset": ("to: airlines.carrier", "to: airline.carrier",
+    "reference_to_unknown_dataset": ("to: airlines.odcs.yaml#/schema/airlines/",
+                                     "to: airline.odcs.yaml#/schema/airline/",
                                      "references dataset 'airline', which no contract declares"),
+    # The forms of earlier releases: each error says exactly what to write instead.
+    "source_name_as_physical_name": ("        logicalType: number\n", "        physicalName: Level\n        logicalType: number\n",
+                                     "replace `physicalName: Level` with `customProperties: [{property: sourceName, "
+                                     "value: Level}]`"),
+    "reference_to_a_table_of_this_contract": (
+        "to: airlines.odcs.yaml#/schema/airlines/properties/carrier", "to: airlines.carrier",
+        "`to: airlines.odcs.yaml#/schema/airlines/properties/carrier`"),
+    "relationship_without_type": ("          - type: foreignKey\n            to:", "          - to:",
+                                  "a relationship needs `type: foreignKey`"),
+    "partition_column_not_last_in_key": ("primaryKeyPosition: 2\n        partitioned", "primaryKeyPosition: 1\n        partitioned",
+                                         "the partition column comes last in the key: primaryKeyPosition: 2"),
     "malformed_date_format": ("{format: yyyy/MM/dd}", "{format: yyyy/MM/dq}", "malformed date format"),
 }
 
@@ -236,7 +263,7 @@ def test_a_reference_to_a_broken_dataset_is_not_the_referrers_problem(contracts)
 
 def test_a_contract_without_a_key_is_refused(contracts):
     # Cleaning deduplicates on the key: without one every row would "conflict" with every other.
-    text = VALID.replace("        primaryKey: true\n        primaryKeyPosition: 1\n", "")
+    text = VALID.replace("        primaryKey: true\n        primaryKeyPosition: 1\n", "").replace(PARTITION_COLUMN, "")
     path = write(contracts, "keyless", text)
     with pytest.raises(ContractError) as raised:
         read_contract(path)

@@ -34,6 +34,12 @@ def test_catalog_lists_every_asset_with_its_latest_partition_versions(instance, 
     assert sorted(dep["column"] for dep in flights["column_lineage"]["diverted"]) == ["arr_delay", "dep_time"]
     assert {dep["asset"] for dep in flights["column_lineage"]["diverted"]} == {"raw/flights"}
     assert flights["metadata"]["quarantine_table"] == "quarantine.flights"
+    # The published ODCS contracts of the stored table and its quarantine (data_platform/publish.py).
+    contract = flights["odcs_contract"]
+    assert contract["id"] == "urn:data-platform:table:cleaned.flights" and contract["servers"][0]["schema"] == "cleaned"
+    assert [p["name"] for p in contract["schema"][0]["properties"]] == [c["name"] for c in flights["column_schema"]]
+    assert flights["quarantine_odcs_contract"]["schema"][0]["name"] == "flights"
+    assert records["ml/delay_predictions"]["odcs_contract"]["name"] == "ml.delay_predictions"
 
     partitions = {entry["partition"]: entry for entry in flights["partitions"]}
     assert flights["materialized_partitions"] == 2

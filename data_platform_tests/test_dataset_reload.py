@@ -72,11 +72,12 @@ def test_a_new_contract_appears_in_a_running_make_dev_after_reload_and_a_broken_
         assert {"matches_raw_contract", "no_duplicate_keys", "newest_source_partition_on_time"} <= after["raw/co2"]
         assert {"matches_cleaned_contract", "key_unique", "rows_conserved"} <= after["cleaned/co2"]
 
-        # A mistake in the file: the reload succeeds, only co2 is disabled, shown broken with the file and line.
+        # A mistake in the file (co2, after the declared partition column day and date): the reload succeeds,
+        # only co2 is disabled, shown broken with the file and line.
         text = contract.read_text()
         contract.write_text(text.replace("logicalType: number", "logicalType: numbr"))
         line = contract.read_text().splitlines().index("        logicalType: numbr") + 1
-        problem = f"{contract}:{line}: schema[0].properties[1].logicalType: 'numbr' is not one of"
+        problem = f"{contract}:{line}: schema[0].properties[2].logicalType: 'numbr' is not one of"
         reloaded_at = time.time()
         entry = reload(server, location)
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry

@@ -99,8 +99,10 @@ def validate_set(datasets: list[Dataset], broken: set[str] = frozenset()) -> lis
                                     f"also declared in {by_name[dataset.name].path}; a name can be declared once"))
         by_name.setdefault(dataset.name, dataset)
     for dataset in datasets:
-        _, lines = read_document(dataset.path)
-        for index, prop in enumerate(dataset.properties):
+        data, lines = read_document(dataset.path)
+        declared = [prop.get("name") for prop in data["schema"][0].get("properties") or []]
+        for prop in dataset.properties:
+            index = declared.index(prop.name)
             for n, reference in enumerate(prop.references):
                 path = ("schema", 0, "properties", index, "relationships", n, "to")
                 target = by_name.get(reference.dataset)
@@ -113,11 +115,22 @@ def validate_set(datasets: list[Dataset], broken: set[str] = frozenset()) -> lis
                     message = f"references column {reference.target!r}, which {reference.dataset} does not have"
                 elif target.partitioned:
                     message = f"references {reference.dataset}, a partitioned dataset; references point at reference tables"
+                elif not _has_ids(target, reference.target):
+                    message = (f"ODCS tools resolve the reference by ids: give {target.path.name}'s schema object "
+                               f"`id: {reference.dataset}` and its property {reference.target} `id: {reference.target}`")
                 else:
                     continue
                 problems.append(Problem(dataset.path, line_of(lines, path), "schema[0].properties"
                                         f"[{index}].relationships[{n}].to", message))
     return problems
+
+
+def _has_ids(target: Dataset, column: str) -> bool:
+    """The target contract's schema object and column carry the ids a fully qualified reference names."""
+    data, _ = read_document(target.path)
+    table = data["schema"][0]
+    return table.get("id") == target.name and any(
+        prop.get("id") == column and prop.get("name") == column for prop in table.get("properties") or [])
 
 
 def registry() -> dict[str, Dataset]:

@@ -27,6 +27,9 @@ SUFFIX = ".odcs.yaml"
 API_VERSIONS = ("v3.1.0", "v3.2.0")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,127}$")
+# A reference to a column of another dataset's contract, found by its file name beside this one.
+REFERENCE = re.compile(r"^(?P<file>[a-z][a-z0-9_]*)\.odcs\.yaml#/schema/(?P<dataset>[a-z][a-z0-9_]*)"
+                       r"/properties/(?P<column>[a-z][a-z0-9_]*)$")
 FORBIDDEN_SQL = re.compile(r";|--|/\*|\b(select|from|attach|copy|pragma|install|load|call|export|import|set)\b", re.I)
 
 
@@ -382,16 +385,28 @@ def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tup
 
 def _property(reader: _Reader, prop: dict, path: tuple) -> Optional[Property]:
     name = prop.get("name", "")
+    if name == profile.PARTITION_COLUMN and not prop.get("partitioned"):
+        reader.problem(path + ("name",), f"{name!r} is the platform's partition column: declare it with "
+                       "partitioned: true (a date, the last part of the key), or name this column otherwise")
+        return None
     if not IDENTIFIER.match(name) or name in profile.RESERVED_COLUMNS:
         reader.problem(path + ("name",), f"column name {name!r} must match {IDENTIFIER.pattern} and not be one of "
                        f"the engine's own columns ({', '.join(sorted(profile.RESERVED_COLUMNS))})")
         return None
-    source_name = prop.get("physicalName", name)
+    custom = reader.custom(prop, path, "property")
+    physical = prop.get("physicalName", name)
+    if physical != name:
+        # ODCS: physicalName is the stored column's name; the platform stores every column under its name.
+        reader.problem(path + ("physicalName",), f"physicalName is the name of the stored column in ODCS, and the "
+                       f"platform stores this column as {name!r}: write the source file's column name as the platform "
+                       f"property sourceName instead (replace `physicalName: {physical}` with "
+                       f"`customProperties: [{{property: sourceName, value: {physical}}}]`)")
+    source_name = custom.get("sourceName", name)
     if not SOURCE_NAME.match(source_name) or '"' in source_name:
-        reader.problem(path + ("physicalName",), f"source column name {source_name!r} must match {SOURCE_NAME.pattern}")
+        reader.problem(path + ("customProperties",), f"source column name {source_name!r} must match "
+                       f"{SOURCE_NAME.pattern}")
     sql_type = _sql_type(reader, prop, path)
     rules, max_null_rate = _rules(reader, prop, path, sql_type)
-    custom = reader.custom(prop, path, "property")
     options = prop.get("logicalTypeOptions") or {}
     time_format = None
     if options.get("format") and sql_type in ("DATE", "TIMESTAMP", "TIMESTAMPTZ"):
@@ -409,11 +424,19 @@ def _property(reader: _Reader, prop: dict, path: tuple) -> Optional[Property]:
     for index, relation in enumerate(prop.get("relationships") or []):
         at = path + ("relationships", index)
         target = relation.get("to")
-        if not isinstance(target, str) or target.count(".") != 1:
-            reader.problem(at + ("to",), "the platform reads references as 'dataset.column' (one column)")
+        match = REFERENCE.match(target) if isinstance(target, str) else None
+        if match is None or match["file"] != match["dataset"]:
+            old = re.match(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$", target) if isinstance(target, str) else None
+            dataset, column = old.groups() if old else ("DATASET", "COLUMN")
+            reader.problem(at + ("to",), f"references another dataset's contract as `to: {dataset}{SUFFIX}#/schema/"
+                           f"{dataset}/properties/{column}` (ODCS fully qualified notation, resolved by the ids "
+                           f"of that contract's schema object and property); in ODCS `{dataset}.{column}` would "
+                           "name a table of this contract")
             continue
+        if relation.get("type") != "foreignKey":
+            reader.problem(at, "a relationship needs `type: foreignKey` (ODCS tools read it)", key="to")
         rel_custom = reader.custom(relation, at, "relationship")
-        target_dataset, target_column = target.split(".")
+        target_dataset, target_column = match["dataset"], match["column"]
         references.append(Reference(name, target_dataset, target_column, rel_custom.get("maxUnknownShare", 0.0),
                                     rel_custom.get("severity", "warn"), relation.get("description", "")))
     transform = prop.get("transformLogic")
@@ -505,8 +528,10 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     if table.get("name") != name:
         reader.problem(at + ("name",), f"the schema object is named {table.get('name')!r}; name it {name!r} like the dataset")
     custom = reader.custom(table, at, "schema")
+    declared = table.get("properties") or []
+    partition_index = [i for i, prop in enumerate(declared) if prop.get("partitioned")]
     properties = [p for p in (_property(reader, prop, at + ("properties", i))
-                              for i, prop in enumerate(table.get("properties") or [])) if p is not None]
+                              for i, prop in enumerate(declared) if i not in partition_index) if p is not None]
     names = [p.name for p in properties]
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         reader.problem(at + ("properties",), f"column {duplicate!r} is declared more than once")
@@ -530,8 +555,16 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
         source = _source(reader, custom["source"], cp_path("source")[:-1], name)
 
     partitioning = None
+    declared_day, expression_path = _partition_property(reader, declared, partition_index, at, properties,
+                                                        custom.get("partitioning"))
     if "partitioning" in custom:
-        value, pp = custom["partitioning"], cp_path("partitioning")
+        value, pp = dict(custom["partitioning"]), cp_path("partitioning")
+        expression_path = pp + ("expression",) if value.get("expression") else expression_path
+        if declared_day.get("transformLogic"):
+            if value.get("expression") or value.get("column"):
+                reader.problem(pp, "the partition is given twice: as the partitioned property's transformLogic and "
+                               "here; keep the transformLogic")
+            value["expression"] = declared_day["transformLogic"]
         start = reader.date(value["start"], pp + ("start",))
         end = reader.date(value["end"], pp + ("end",)) if "end" in value else None
         if start and end and end < start:
@@ -553,6 +586,7 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
             cadence=value["cadence"], start=start or dt.date(1970, 1, 1), end=end,
             time_zone=reader.zone(value.get("timezone", "UTC"), pp + ("timezone",)),
             column=value.get("column"), expression=value.get("expression"),
+            description=declared_day.get("description", ""),
         )
     series = None
     if "plausibilitySeries" in custom:
@@ -612,7 +646,7 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
         version=str(data.get("version", "")),
     )
     if not reader.problems and not trusted:
-        reader.problems.extend(_expression_problems(dataset, file, lines))
+        reader.problems.extend(_expression_problems(dataset, file, lines, expression_path))
     if reader.problems:
         raise ContractError(reader.problems)
     return dataset
@@ -625,7 +659,53 @@ def _hours(value, unit: str) -> Optional[float]:
     return value * factor if factor else None
 
 
-def _expression_problems(dataset: Dataset, file: Path, lines: dict) -> list[Problem]:
+def _partition_property(reader: _Reader, declared: list, indexes: list[int], at: tuple, properties: list[Property],
+                        partitioning: Optional[dict]) -> tuple[dict, Optional[tuple]]:
+    """The declared partition column (`partitioned: true`), checked; and the path of its transformLogic.
+
+    It is optional (the platform adds the column either way); declared, the key is complete as written.
+    """
+    if not indexes:
+        return {}, None
+    name = profile.PARTITION_COLUMN
+    for index in indexes[1:]:
+        reader.problem(at + ("properties", index, "partitioned"), "the platform partitions by one column: declare "
+                       f"one property with partitioned: true (named {name})")
+    prop, path = declared[indexes[0]], at + ("properties", indexes[0])
+    if partitioning is None:
+        reader.problem(path + ("partitioned",), "partitioned: true needs the `partitioning` custom property "
+                       "(cadence, start, timezone) on the schema object")
+    expected = {"name": name, "logicalType": "date", "required": True, "primaryKey": True}
+    for key, value in expected.items():
+        if prop.get(key) != value:
+            reader.problem(path + (key,), f"the partition column is `{name}`, a required date and the last part of "
+                           f"the key: give it {key}: {json.dumps(value)}")
+    if prop.get("physicalType", "DATE").upper() != "DATE":
+        reader.problem(path + ("physicalType",), "the partition column is stored as DATE")
+    last = max((p.key_position for p in properties if p.key_position is not None), default=0) + 1
+    if prop.get("primaryKey") and prop.get("primaryKeyPosition") != last:
+        reader.problem(path + ("primaryKeyPosition",), f"the partition column comes last in the key: "
+                       f"primaryKeyPosition: {last}")
+    if prop.get("partitionKeyPosition", 1) != 1:
+        reader.problem(path + ("partitionKeyPosition",), "the only partition column has partitionKeyPosition: 1")
+    unsupported = sorted(set(prop) - {"id", "name", "logicalType", "physicalType", "required", "primaryKey",
+                                      "primaryKeyPosition", "partitioned", "partitionKeyPosition", "description",
+                                      "transformLogic", "transformSourceObjects"})
+    for key in unsupported:
+        reader.problem(path + (key,), f"{key} is not read on the partition column (the platform computes it)")
+    names = {p.name for p in properties}
+    for index, source in enumerate(prop.get("transformSourceObjects") or ()):
+        if source not in names:
+            reader.problem(path + ("transformSourceObjects", index), f"{source!r} is not a property")
+    transform = prop.get("transformLogic")
+    if transform is not None and FORBIDDEN_SQL.search(transform):
+        reader.problem(path + ("transformLogic",), "the partition expression must be one SQL expression over the "
+                       "dataset's columns")
+    return prop, (path + ("transformLogic",) if transform else None)
+
+
+def _expression_problems(dataset: Dataset, file: Path, lines: dict,
+                         partition_path: Optional[tuple]) -> list[Problem]:
     """Run every SQL expression of the contract over an empty table of its typed columns."""
     import duckdb
 
@@ -637,9 +717,7 @@ def _expression_problems(dataset: Dataset, file: Path, lines: dict) -> list[Prob
         checks = [(("schema", 0, "properties", i, "transformLogic"), p.transform, p.sql_type)
                   for i, p in enumerate(dataset.properties) if p.derived]
         if dataset.partitioning and dataset.partitioning.expression:
-            index = next(i for i, entry in enumerate(_custom_entries(file, lines)) if entry == "partitioning")
-            checks.append((("schema", 0, "customProperties", index, "value", "expression"),
-                           dataset.partitioning.expression, "DATE"))
+            checks.append((partition_path, dataset.partitioning.expression, "DATE"))
         for path, expression, sql_type in checks:
             try:
                 conn.execute(f"SELECT CAST(({expression}) AS {sql_type}) FROM typed")
@@ -659,8 +737,3 @@ def _scratch():
     import duckdb
 
     return duckdb.connect()
-
-
-def _custom_entries(file: Path, lines: dict) -> list[str]:
-    data, _ = read_document(file)
-    return [entry.get("property") for entry in data["schema"][0].get("customProperties") or []]

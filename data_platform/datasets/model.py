@@ -48,7 +48,7 @@ class Reference:
 @dataclass(frozen=True)
 class Property:
     name: str
-    source_name: str          # column name in the source file (ODCS physicalName)
+    source_name: str          # column name in the source file (platform property sourceName)
     sql_type: str
     description: str
     required: bool = False
@@ -77,6 +77,7 @@ class Partitioning:
     time_zone: str                     # the zone in which partition dates are reckoned
     column: Optional[str] = None       # a date or timestamp property that gives the partition
     expression: Optional[str] = None   # or an SQL expression over typed properties
+    description: str = ""              # of the declared partition column (`partitioned: true`), if any
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ class Dataset:
     def _partition_text(self) -> str:
         p = self.partitioning
         how = (f"the date of {p.column}" if p.column else p.expression if p.expression else "the source file's date")
-        return f"Partition: the {p.cadence} date in {p.time_zone} ({how})."
+        return f"{p.description + ' ' if p.description else ''}Partition: the {p.cadence} date in {p.time_zone} ({how})."
 
 
 def _raw_description(p: Property) -> str:

@@ -59,6 +59,7 @@ SCHEMA_PROPERTIES = {
 
 # On a property (a column).
 PROPERTY_PROPERTIES = {
+    "sourceName": {"type": "string", "minLength": 1},
     "plausibleRange": BOUNDS,
     "maxJump": {"type": "number", "exclusiveMinimum": 0},
     "allowExponent": {"type": "boolean"},
@@ -98,6 +99,9 @@ PHYSICAL_SPELLINGS = {
 }
 # Types whose length the platform enforces (as a maximum length rule): `varchar(2)`.
 LENGTH_TYPES = {"varchar", "char", "character varying", "nvarchar"}
+
+# The partition column every partitioned table has; a contract may declare it (`partitioned: true`).
+PARTITION_COLUMN = "day"
 
 # Names a dataset's columns cannot take: the engine's own columns.
 RESERVED_COLUMNS = {"day", "reason", "quarantine_run_id", "nulled_values", "duplicate_rank"}

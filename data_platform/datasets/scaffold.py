@@ -26,7 +26,7 @@ from typing import Optional, TextIO
 from data_platform import settings
 from data_platform.datasets.load import IDENTIFIER, SOURCE_NAME, SUFFIX, ContractError, Problem, jdk_format
 from data_platform.datasets.model import BOOLEAN_TEXT, DECIMAL_TEXT, EXPONENT_TEXT, INTEGER_TEXT, ISO_TIMESTAMP_TEXT
-from data_platform.datasets.profile import RESERVED_COLUMNS
+from data_platform.datasets.profile import PARTITION_COLUMN, RESERVED_COLUMNS
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".zip": "csv"}
 TIME_CODES = ("%H", "%I", "%M", "%S", "%f", "%p", "%z")
@@ -196,7 +196,8 @@ def measure(conn, path: Path, fmt: str, time_column: Optional[str], time_format:
         else:
             _typed_column(conn, column, duck_type)
         if column.name != source:
-            column.notes.append(f"named {column.name} from the file's {source!r} (physicalName)")
+            column.notes.append(f"named {column.name} from the file's {source!r} (sourceName)")
+            column.custom.insert(0, ("sourceName", source))
         columns.append(column)
     return columns, rows
 
@@ -399,6 +400,20 @@ def render(name: str, path: Path, source: dict, columns: list[Column], rows: int
         out += ["      # No date column was given or found: a reference table, replaced whole on each run.",
                 "      # REVIEW: name a date column with --time-column if the rows belong to days."]
     out.append("    properties:")
+    if time_column is not None:
+        out += [
+            "      # The partition column the platform stores (the last part of the key: the key holds per day).",
+            f"      - name: {PARTITION_COLUMN}",
+            "        logicalType: date",
+            "        physicalType: DATE",
+            "        required: true",
+            "        primaryKey: true",
+            f"        primaryKeyPosition: {len(key) + 1}",
+            "        partitioned: true",
+            "        partitionKeyPosition: 1",
+            f"        description: {_yaml(f'The date of {time_column.name}.')}",
+            f"        transformSourceObjects: [{time_column.name}]",
+        ]
     for column in columns:
         out += _render_column(column, column in key, key.index(column) + 1 if column in key else None,
                               keys, rows, column is time_column)
@@ -410,9 +425,9 @@ def _render_column(column: Column, is_key: bool, position: Optional[int], keys, 
     for note in column.notes:
         out.append(f"      # REVIEW {column.name}: {note}.")
     out += [f"      - name: {column.name}"]
-    if column.name != column.source:
-        out.append(f"        physicalName: {_yaml(column.source)}")
     out.append(f"        logicalType: {column.logical}")
+    if column.logical == "number":
+        out.append("        physicalType: DOUBLE")
     if column.nulls:
         out.append(f"        # {column.nulls} of {rows} rows have no value: optional.")
     else:
