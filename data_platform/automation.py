@@ -51,7 +51,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from data_platform.checks import freshness
 from data_platform.checks.drift import FEATURE_DRIFT_CHECK, is_retraining_signal
-from data_platform.partitions import FIRST_DAY
+from data_platform.partitions import first_partition_day
 from data_platform.settings import home_path
 from data_platform.datasets import registry
 from data_platform.ingest import SourceResource
@@ -80,8 +80,8 @@ FAILURE_SENSOR = "record_run_failures"
 def follow_daily_upstream(unpartitioned_upstream: Sequence[AssetKey]) -> AutomationCondition:
     """`AutomationCondition.eager()` over every partition, reacting to daily upstreams only.
 
-    Stock `eager()` considers only the latest time window, which for 2013 (a partitions definition
-    that ended) is 2013-12-31 forever; a re-ingested March day would never flow downstream. A change
+    Stock `eager()` considers only the latest time window, which for the bundled replay (a partitions
+    definition that ended) is its last day forever; a re-ingested March day would never flow downstream. A change
     to an unpartitioned upstream (a reference table, the model) would request every partition of a
     year at once: that is a deliberate backfill, not automation, so those updates are ignored here
     (their absence still holds a partition back, through `any_deps_missing`).
@@ -180,13 +180,12 @@ def retrain_windows(newest_drifted: dt.date) -> Optional[dict]:
     drifted day, leave a gap of the features' longest look-back (no holdout feature reads a
     training day), train on up to `TRAIN_DAYS` before it. None when there is too little history.
 
-    The model's default windows are fixed (Jan-Sep / Nov-Dec): retraining on them after drift would
-    rebuild the same model from the same snapshot."""
-    from data_platform.assets.features import LOOKBACK_DAYS
+    The model's default windows end with the newest feature day, which may be later than the drift."""
+    from data_platform.assets.features import LOOKBACK_DAYS, PARTITIONS
 
     holdout_first = newest_drifted - dt.timedelta(days=HOLDOUT_DAYS - 1)
     train_last = holdout_first - dt.timedelta(days=LOOKBACK_DAYS + 1)
-    train_first = max(FIRST_DAY, train_last - dt.timedelta(days=TRAIN_DAYS - 1))
+    train_first = max(first_partition_day(PARTITIONS), train_last - dt.timedelta(days=TRAIN_DAYS - 1))
     if (train_last - train_first).days + 1 < MIN_TRAIN_DAYS:
         return None
     return {"train_first": train_first.isoformat(), "train_last": train_last.isoformat(),

@@ -33,7 +33,7 @@ from data_platform.feature_expressions import (
     Coalesce, Col, Const, DatePart, DaysToNearest, Expr, HoursBefore, MinutesBetween, Ratio, When, select_list,
 )
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
-from data_platform.partitions import daily_partitions, days_between, run_days, single_run
+from data_platform.partitions import dataset_partitions, days_between, run_days, single_run
 from data_platform.warehouse import partition_stats, replace_days, transaction
 
 CODE_VERSION = "1"
@@ -41,6 +41,20 @@ CUTOFF_HOURS = 2
 LOOKBACK_DAYS = 28          # longest trailing window; the partition mapping covers it
 WEATHER_MAX_AGE_HOURS = 6   # an older last observation counts as missing
 DELAY_MINUTES = 15
+
+# The datasets the ML graph reads. Its calendar is that of the flights it predicts: the features,
+# model inputs, predictions and performance have a partition for every day the flights contract
+# declares (the bundled replay's year, or up to today for a live feed).
+FLIGHTS_DATASET = "flights"
+
+
+def _calendar():
+    from data_platform.datasets import dataset
+
+    return dataset_partitions(dataset(FLIGHTS_DATASET))
+
+
+PARTITIONS = _calendar()
 
 CLEANED_FLIGHTS = AssetKey(["cleaned", "flights"])
 CLEANED_WEATHER = AssetKey(["cleaned", "weather"])
@@ -380,7 +394,7 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     owners=[OWNER],
     kinds={"duckdb", "sql"},
     code_version=CODE_VERSION,
-    partitions_def=daily_partitions,
+    partitions_def=PARTITIONS,
     backfill_policy=single_run,
     pool="duckdb",
     # Same-day dependencies. The SQL also reads the previous LOOKBACK_DAYS of cleaned flights (trailing
