@@ -219,11 +219,12 @@ def test_a_real_error_drift_result_on_july_launches_a_retrain_ending_that_day(in
     from dagster import AssetSelection
 
     from data_platform import drift
+    from data_platform.assets.features import REFERENCE_INPUTS
     from data_platform.checks.drift import FEATURE_DRIFT_CHECK
 
     pipeline = AssetSelection.assets(*RAW, *CLEANED, DRIFT.asset_key).without_checks()
     materialize(
-        [*defs.assets], selection=AssetSelection.assets(AssetKey(["raw", "planes"])).without_checks(),
+        [*defs.assets], selection=AssetSelection.assets(*REFERENCE_INPUTS).without_checks(),
         instance=instance, resources=resources,
     )
     for first, last in (("2013-01-01", "2013-01-07"), ("2013-07-10", "2013-07-10")):
