@@ -228,3 +228,19 @@ def test_trailing_rates_count_only_outcomes_known_at_the_earliest_cutoff_of_the_
         flip(conn, d1[~late].head(20))
     materialize_days(FEATURES, D2, D2, instance=instance, resources=resources)
     assert (before["origin_delay_rate_1d"] != on_d2(_features(warehouse))["origin_delay_rate_1d"]).any()
+
+
+def test_column_lineage_is_derived_from_the_feature_declarations(monkeypatch):
+    def deps(lineage, column):
+        return {(dep.asset_key.to_user_string(), dep.column_name) for dep in lineage.deps_by_column[column]}
+
+    lineage = F._lineage()
+    assert set(lineage.deps_by_column) == set(contracts.FEATURES.columns)
+    assert deps(lineage, "plane_seats") == {("cleaned/flights", "tailnum"), ("raw/planes", "tailnum"), ("raw/planes", "seats")}
+    assert deps(lineage, "sched_dep_minute_of_day") == {("cleaned/flights", "hour"), ("cleaned/flights", "minute")}
+    # a new declaration reading existing inputs: its lineage follows without another edit
+    from data_platform.feature_expressions import Col, Ratio
+
+    monkeypatch.setitem(F.FEATURE_DEFINITIONS, "wx_temp_per_seat", Ratio(Col("w_temp"), Col("p_seats")))
+    added = deps(F._lineage(), "wx_temp_per_seat")
+    assert added == deps(lineage, "wx_temp") | deps(lineage, "plane_seats")

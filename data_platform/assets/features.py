@@ -331,46 +331,24 @@ def online_relation_query(relation: str) -> str:
 
 
 def _lineage() -> TableColumnLineage:
-    def flights(*columns: str) -> list[TableColumnDep]:
-        return [TableColumnDep(asset_key=CLEANED_FLIGHTS, column_name=name) for name in columns]
+    """Column lineage derived from the declarations: a feature depends on the source columns of every
+    input its expression reads, and an input on the columns it is read or matched by."""
+    def on(key: AssetKey, *columns: str) -> list[TableColumnDep]:
+        return [TableColumnDep(asset_key=key, column_name=name) for name in columns]
 
-    def weather(*columns: str) -> list[TableColumnDep]:
-        return [TableColumnDep(asset_key=CLEANED_WEATHER, column_name=name) for name in columns]
-
-    def planes(*columns: str) -> list[TableColumnDep]:
-        return [TableColumnDep(asset_key=RAW_PLANES, column_name=name) for name in columns]
-
-    history = flights("day", "arr_delay", "cancelled", "diverted", "sched_dep_utc", "dep_delay", "arr_time", "dest") + [
-        TableColumnDep(asset_key=CLEANED_AIRPORTS, column_name=name) for name in ("faa", "tzone")]
-    deps = {
-        **{name: flights(name) for name in ("day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc", "distance")},
-        "cutoff_utc": flights("sched_dep_utc"),
-        "sched_dep_hour": flights("hour"),
-        "sched_dep_minute_of_day": flights("hour", "minute"),
-        "sched_arr_minute_of_day": flights("sched_arr_time"),
-        "day_of_week": flights("day"), "day_of_year": flights("day"), "month": flights("day"),
-        "days_to_holiday": flights("day"),
-        "origin_departures_in_hour": flights("day", "origin", "hour"),
-        "plane_age": flights("tailnum", "day") + planes("tailnum", "year"),
-        "plane_seats": flights("tailnum") + planes("tailnum", "seats"),
-        "plane_engines": flights("tailnum") + planes("tailnum", "engines"),
-        "plane_engine": flights("tailnum") + planes("tailnum", "engine"),
-        "weather_observed_at": flights("origin", "sched_dep_utc") + weather("origin", "observed_at"),
-        **{f"wx_{name}": flights("origin", "sched_dep_utc") + weather("origin", "observed_at", name) for name in WEATHER_COLUMNS},
-        "wx_age_minutes": flights("sched_dep_utc") + weather("observed_at"),
-        "carrier_origin_delay_rate_7d": flights("carrier", "origin") + history,
-        "carrier_origin_flights_7d": flights("carrier", "origin") + history,
-        "carrier_delay_rate_7d": flights("carrier") + history,
-        "origin_delay_rate_1d": flights("origin") + history,
-        "origin_delay_rate_7d": flights("origin") + history,
-        "origin_cancel_rate_1d": flights("origin") + history,
-        "dest_delay_rate_7d": flights("dest") + history,
-        "flight_delay_rate_28d": flights("carrier", "flight", "origin") + history,
-        "flight_flights_28d": flights("carrier", "flight", "origin") + history,
-        LABEL: flights("arr_delay"),
+    history = on(CLEANED_FLIGHTS, "day", "arr_delay", "cancelled", "diverted", "sched_dep_utc", "dep_delay",
+                 "arr_time", "dest") + on(CLEANED_AIRPORTS, "faa", "tzone")
+    inputs = {
+        **{name: on(CLEANED_FLIGHTS, name) for name in FLIGHT_INPUTS},
+        "departures_in_hour": on(CLEANED_FLIGHTS, "day", "origin", "hour"),
+        **{name: on(CLEANED_FLIGHTS, "tailnum") + on(RAW_PLANES, "tailnum", column) for name, column in PLANE_INPUTS.items()},
+        **{name: on(CLEANED_FLIGHTS, "origin", "sched_dep_utc") + on(CLEANED_WEATHER, "origin", "observed_at", column)
+           for name, column in WEATHER_INPUTS.items()},
+        **{name: on(CLEANED_FLIGHTS, *a.keys) + history for a in AGGREGATES for name in a.inputs},
     }
-    unique = {column: list(dict.fromkeys(found)) for column, found in deps.items()}
-    return TableColumnLineage(deps_by_column=unique)
+    deps = {feature: list(dict.fromkeys(dep for name in sorted(expression.columns()) for dep in inputs[name]))
+            for feature, expression in FEATURE_DEFINITIONS.items()}
+    return TableColumnLineage(deps_by_column={**deps, LABEL: on(CLEANED_FLIGHTS, "arr_delay")})
 
 
 def compute_features(conn, first: dt.date, last: dt.date) -> dict[str, dict]:
