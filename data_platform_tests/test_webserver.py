@@ -5,7 +5,7 @@ import datetime as dt
 from dagster._core.definitions.partitions.context import PartitionLoadingContext
 from dagster._core.definitions.temporal_context import TemporalContext
 
-from data_platform.partitions import daily_partitions
+from data_platform.assets.features import PARTITIONS as daily_partitions
 
 
 def newest(limit: int) -> list[str]:
