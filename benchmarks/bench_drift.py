@@ -74,7 +74,9 @@ def run(home: Path, every: int, reference: tuple[str, str]) -> int:
         if not _has_year_of_features(home):
             keys = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather", "features/flight_features"]
             upstream = AssetSelection.assets(*(AssetKey(k.split("/")) for k in keys)).without_checks()
-            materialize_unpartitioned(AssetSelection.assets(AssetKey(["raw", "planes"])).without_checks(), instance=instance)
+            from data_platform.assets.features import REFERENCE_INPUTS
+
+            materialize_unpartitioned(AssetSelection.assets(*REFERENCE_INPUTS).without_checks(), instance=instance)
             materialize_days(upstream, *YEAR, instance=instance)
             print(f"features for 2013 materialized in {time.monotonic() - started:.1f} s (one run, checks excluded)")
 

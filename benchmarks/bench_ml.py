@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from data_platform.assets.features import FEATURES_KEY
+    from data_platform.assets.features import FEATURES_KEY, REFERENCE_INPUTS
     from data_platform.assets.ml import MODEL_KEY, PERFORMANCE_KEY, PREDICTIONS_KEY
     from data_platform.definitions import defs
     from data_platform.resources import build_resources
@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         with DagsterInstance.get() as instance:
             resources = build_resources()
             print(f"data home {home}\nset-up (not in the table):", flush=True)
+            materialize_unpartitioned(AssetSelection.assets(*REFERENCE_INPUTS).without_checks(),
+                                      instance=instance, resources=resources)
             if _has_cleaned_year(home):
                 print("  raw + cleaned already there (kept data home), not rebuilt")
             else:
                 _timed("raw + cleaned, whole year", [], lambda: (
-                    materialize_unpartitioned(["raw/planes"], instance=instance, resources=resources),
                     materialize_days(["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"],
                                      "2013-01-01", "2013-12-31", instance=instance, resources=resources),
                 ))

@@ -81,7 +81,12 @@ def build(home: Path, redis_url: str | None) -> None:
     with DagsterInstance.get() as instance:
         resources = build_resources()
         if _count(home, "SELECT count(DISTINCT day) FROM cleaned.flights") < 365:
-            _timed("raw/planes", lambda: materialize_unpartitioned(["raw/planes"], instance=instance, resources=resources))
+            from dagster import AssetSelection
+
+            from data_platform.assets.features import REFERENCE_INPUTS
+
+            _timed("reference tables", lambda: materialize_unpartitioned(
+                AssetSelection.assets(*REFERENCE_INPUTS).without_checks(), instance=instance, resources=resources))
             _timed("raw + cleaned, year", lambda: materialize_days(
                 ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"], FIRST, LAST,
                 instance=instance, resources=resources))

@@ -51,7 +51,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from data_platform.checks import freshness
 from data_platform.checks.drift import FEATURE_DRIFT_CHECK, is_retraining_signal
-from data_platform.partitions import FIRST_DAY
+from data_platform.partitions import first_partition_day
 from data_platform.settings import home_path
 from data_platform.datasets import registry
 from data_platform.ingest import SourceResource
@@ -80,8 +80,8 @@ FAILURE_SENSOR = "record_run_failures"
 def follow_daily_upstream(unpartitioned_upstream: Sequence[AssetKey]) -> AutomationCondition:
     """`AutomationCondition.eager()` over every partition, reacting to daily upstreams only.
 
-    Stock `eager()` considers only the latest time window, which for 2013 (a partitions definition
-    that ended) is 2013-12-31 forever; a re-ingested March day would never flow downstream. A change
+    Stock `eager()` considers only the latest time window, which for the bundled replay (a partitions
+    definition that ended) is its last day forever; a re-ingested March day would never flow downstream. A change
     to an unpartitioned upstream (a reference table, the model) would request every partition of a
     year at once: that is a deliberate backfill, not automation, so those updates are ignored here
     (their absence still holds a partition back, through `any_deps_missing`).
@@ -180,13 +180,12 @@ def retrain_windows(newest_drifted: dt.date) -> Optional[dict]:
     drifted day, leave a gap of the features' longest look-back (no holdout feature reads a
     training day), train on up to `TRAIN_DAYS` before it. None when there is too little history.
 
-    The model's default windows are fixed (Jan-Sep / Nov-Dec): retraining on them after drift would
-    rebuild the same model from the same snapshot."""
-    from data_platform.assets.features import LOOKBACK_DAYS
+    The model's default windows end with the newest feature day, which may be later than the drift."""
+    from data_platform.assets.features import LOOKBACK_DAYS, PARTITIONS
 
     holdout_first = newest_drifted - dt.timedelta(days=HOLDOUT_DAYS - 1)
     train_last = holdout_first - dt.timedelta(days=LOOKBACK_DAYS + 1)
-    train_first = max(FIRST_DAY, train_last - dt.timedelta(days=TRAIN_DAYS - 1))
+    train_first = max(first_partition_day(PARTITIONS), train_last - dt.timedelta(days=TRAIN_DAYS - 1))
     if (train_last - train_first).days + 1 < MIN_TRAIN_DAYS:
         return None
     return {"train_first": train_first.isoformat(), "train_last": train_last.isoformat(),
@@ -232,17 +231,19 @@ def drift_retrain_request(context: SensorEvaluationContext, model_op: str):
     """One RunRequest for ml/delay_model per tick that saw new ERROR failures of the feature drift
     check, trained on the windows up to the newest drifted day (`retrain_windows`).
 
-    The cursor remembers which failed executions were already acted on (by execution id), for the
+    The cursor remembers which failed executions were already seen (by execution id), for the
     failures of the last `CURSOR_OVERLAP` before the newest one seen: an evaluation written late
     (its run finished after a newer one) is still caught, and none is acted on twice. Several new
-    failures seen in one tick (a backfill over many drifted days) give one retrain.
+    failures seen in one tick (a backfill over many drifted days) give one retrain. Failures whose
+    retrain was skipped because the windows lack features stay pending in the cursor: each tick
+    looks again, and the retrain is launched once the features are there.
     """
     state = json.loads(context.cursor) if context.cursor else {"after": 0.0, "seen": []}
     seen = set(state["seen"])
     failures = context.instance.event_log_storage.get_asset_check_execution_history(
         FEATURE_DRIFT_CHECK, limit=500, status={AssetCheckExecutionRecordStatus.FAILED}
     )
-    drifted = []
+    new = []
     for record in failures:
         evaluation = record.event.dagster_event.event_specific_data if record.event else None
         if (
@@ -251,18 +252,24 @@ def drift_retrain_request(context: SensorEvaluationContext, model_op: str):
             and record.id not in seen
             and is_retraining_signal(evaluation)
         ):
-            drifted.append((record, evaluation))
-    newest = max([state["after"] + CURSOR_OVERLAP, *(r.event.timestamp for r, _ in drifted)])
+            new.append((record, evaluation))
+    newest = max([state["after"] + CURSOR_OVERLAP, *(r.event.timestamp for r, _ in new)])
     after = newest - CURSOR_OVERLAP
     recent = [r.id for r in failures if r.event and r.event.timestamp > after]
-    context.update_cursor(json.dumps({"after": after, "seen": sorted(recent)}))
-    if not drifted:
+    # A drift event: its check execution id, the run that recorded it, the partitions it names.
+    events = {event["id"]: event for event in state.get("pending", [])}
+    for record, evaluation in new:
+        events[record.id] = {"id": record.id, "run": record.run_id or "",
+                             "days": sorted(d.isoformat() for d in drifted_days(record, evaluation))}
+    cursor = {"after": after, "seen": sorted(recent)}
+    context.update_cursor(json.dumps(cursor))
+    if not events:
         return SkipReason(f"no new ERROR result of {FEATURE_DRIFT_CHECK.to_user_string()}")
-    ids = sorted(str(record.id) for record, _ in drifted)
-    days = sorted(set().union(*(drifted_days(record, evaluation) for record, evaluation in drifted)))
-    runs = sorted({record.run_id for record, _ in drifted if record.run_id})
+    ids = [str(event_id) for event_id in sorted(events)]
+    days = sorted({dt.date.fromisoformat(day) for event in events.values() for day in event["days"]})
+    runs = sorted({event["run"] for event in events.values() if event["run"]})
     event = (
-        f"{len(drifted)} ERROR result(s) of {FEATURE_DRIFT_CHECK.to_user_string()} (check executions "
+        f"{len(events)} ERROR result(s) of {FEATURE_DRIFT_CHECK.to_user_string()} (check executions "
         f"{', '.join(ids)}; runs {', '.join(runs) or 'none'}; drifted partitions "
         f"{', '.join(d.isoformat() for d in days[:10]) or 'not recorded'}{' ...' if len(days) > 10 else ''})"
     )
@@ -274,11 +281,12 @@ def drift_retrain_request(context: SensorEvaluationContext, model_op: str):
     if windows is None:
         return SkipReason(f"{event}: too little history before {days[-1]} to retrain on recent data")
     missing = missing_feature_days(context.instance, windows)
-    if missing:  # the run would fail reading them: say what to materialize instead
+    if missing:  # the run would fail reading them: say what to materialize, and look again next tick
+        context.update_cursor(json.dumps({**cursor, "pending": list(events.values())}))
         return SkipReason(
             f"{event}: features/flight_features lacks {len(missing)} day(s) of the retraining windows "
-            f"{windows['train_first']}..{windows['holdout_last']} (first: {missing[0]}); materialize them, then "
-            f"{MODEL_KEY.to_user_string()} with the run config {windows}"
+            f"{windows['train_first']}..{windows['holdout_last']} (first: {missing[0]}); materialize them "
+            f"(the retrain follows at the next tick), or {MODEL_KEY.to_user_string()} with the run config {windows}"
         )
     context.log.info(f"{event}: retraining {MODEL_KEY.to_user_string()} with {windows}")
     return RunRequest(

@@ -336,7 +336,8 @@ CONTRACTS: dict[str, TableContract] = {}
 # --- features: point-in-time flight features with the label (see data_platform/assets/features.py)
 
 def _rate(description: str) -> Column:
-    return column("DOUBLE", description + " Share of completed flights with arr_delay > 15; missing without history.",
+    return column("DOUBLE", description + " Share with arr_delay > 15 of the completed flights that had arrived by day "
+                  "D's earliest cut-off; missing without history.",
                   rules=[between(0.0, 1.0)])
 
 
@@ -409,7 +410,8 @@ FEATURES = TableContract(
         "carrier_delay_rate_7d": _rate("Carrier, days D-7..D-1."),
         "origin_delay_rate_1d": _rate("Origin, day D-1."),
         "origin_delay_rate_7d": _rate("Origin, days D-7..D-1."),
-        "origin_cancel_rate_1d": column("DOUBLE", "Share of cancelled departures at the origin on day D-1.",
+        "origin_cancel_rate_1d": column("DOUBLE", "Cancelled share of the origin's day D-1 flights whose fate was "
+                                        "known at day D's earliest cut-off (departed, or cancelled).",
                                         rules=[between(0.0, 1.0)]),
         "dest_delay_rate_7d": _rate("Destination, days D-7..D-1."),
         "flight_delay_rate_28d": _rate("Same carrier, flight number and origin, days D-28..D-1."),

@@ -7,7 +7,8 @@ The window is chosen so that what it shows is true:
 - predictions, model performance and prediction drift cover December only: days the model has not
   seen, inside the newest 120 partitions that the asset pages plot per partition;
 - feature drift is measured for the training days (they pass) and December (new days: what drifts
-  there is real, and the summary says what it means).
+  there is real, and the summary says what it means);
+- the online store holds December, so `make serve` answers right after the demo.
 
 Each step is one Dagster run (its full event log is on its run page in the UI); the console shows
 one line per step and the summary. Everything Dagster, MLflow and Evidently print goes to the log
@@ -76,6 +77,7 @@ def steps() -> list[Step]:
              checks_only=True),
         Step("predictions (unseen days)", ["ml/delay_predictions"], *SCORED),
         Step("model performance per day", ["ml/model_performance"], *SCORED),
+        Step("online store (`make serve`)", ["ml/online_features"], *SCORED),
     ]
 
 

@@ -60,7 +60,7 @@ class HighWater:
     # Package files are immutable (pinned): their modification time is when pip wrote them, not a
     # publication, so a materialization older than it is not stale.
     republishable: bool
-    start: dt.date = dt.date(2013, 1, 1)  # the dataset's first partition
+    start: dt.date  # the dataset's first partition
 
 
 class SourceResource(ConfigurableResource):

@@ -1,5 +1,5 @@
-"""Partitions: the ML graph's daily partitions, each dataset's from its contract, and helpers to
-turn a run's range into days.
+"""Partitions: each dataset's from its contract (the ML graph takes those of the datasets it reads),
+and helpers to turn a run's range into days.
 
 Partition keys are dates. Every daily partitions definition runs in UTC so that partition mappings
 between datasets and the ML graph line up day for day; a contract's time zone says how a row's date
@@ -13,24 +13,14 @@ import functools
 
 from dagster import AssetExecutionContext, BackfillPolicy, DailyPartitionsDefinition
 
-FIRST_DAY = dt.date(2013, 1, 1)
-LAST_DAY = dt.date(2013, 12, 31)
-
-# The features, model and predictions: the bundled replay's year.
-daily_partitions = DailyPartitionsDefinition(
-    start_date=FIRST_DAY.isoformat(),
-    end_date=(LAST_DAY + dt.timedelta(days=1)).isoformat(),
-    timezone="UTC",
-)
-
 # One run covers a whole backfill range: Dagster's per-run overhead is seconds.
 single_run = BackfillPolicy.single_run()
 
 
 @functools.lru_cache(maxsize=None)
 def _daily(start: dt.date, end: dt.date | None) -> DailyPartitionsDefinition:
-    if start == FIRST_DAY and end == LAST_DAY:
-        return daily_partitions  # the same object: mappings to the ML graph are identities
+    # Cached: datasets (and the ML graph that follows them) with the same calendar share one object,
+    # so the partition mappings between them are identities.
     if end is None:
         # A live feed: partitions run up to today (today's file may already have landed).
         return DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
@@ -43,6 +33,10 @@ def dataset_partitions(dataset) -> DailyPartitionsDefinition | None:
     """The partitions a dataset's contract declares; None for a reference table."""
     part = dataset.partitioning
     return _daily(part.start, part.end) if part else None
+
+
+def first_partition_day(partitions_def: DailyPartitionsDefinition) -> dt.date:
+    return partitions_def.start.date()
 
 
 def last_partition_day(dataset) -> dt.date:

@@ -123,6 +123,15 @@ def read_feature_window(conn, first: dt.date, last: dt.date) -> pd.DataFrame:
     return canonical(frame)
 
 
+def stored_feature_days(conn) -> list[dt.date]:
+    """Every day with feature rows, oldest first."""
+    from data_platform.warehouse import table_exists
+
+    if not table_exists(conn, contracts.FEATURES.name):
+        return []
+    return [row[0] for row in conn.execute(f"SELECT DISTINCT day FROM {contracts.FEATURES.name} ORDER BY day").fetchall()]
+
+
 def missing_feature_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     """Days of first..last without feature rows (never materialized, or failed upstream)."""
     from data_platform.partitions import days_between

@@ -46,7 +46,12 @@ def _build_seed(home: Path) -> Path:
 
         with DagsterInstance.get() as instance:
             resources = build_resources()
-            materialize_unpartitioned(["raw/planes"], instance=instance, resources=resources)
+            from dagster import AssetSelection
+
+            from data_platform.assets.features import REFERENCE_INPUTS
+
+            materialize_unpartitioned(AssetSelection.assets(*REFERENCE_INPUTS).without_checks(),
+                                      instance=instance, resources=resources)
             materialize_days(UPSTREAM, SEED_FIRST, SEED_LAST, instance=instance, resources=resources)
     return home / "warehouse.duckdb"
 

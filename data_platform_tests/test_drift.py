@@ -66,8 +66,9 @@ def drift_seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     write_landing(landing, *JANUARY)
     write_landing(landing, JULY_DAY, JULY_DAY)
     celsius(landing / "weather" / f"{SHIFTED_DAY}.csv")
-    planes = SourceResource().read_reference("planes")[source_columns("planes")]
-    planes.to_csv(landing / "planes.csv", index=False, na_rep="NA")
+    for name in ("planes", "airports"):  # the reference tables the features read
+        table = SourceResource().read_reference(name)[source_columns(name)]
+        table.to_csv(landing / f"{name}.csv", index=False, na_rep="NA")
     (home / "dagster").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")
     with pytest.MonkeyPatch.context() as patch:
@@ -80,7 +81,9 @@ def drift_seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
         with DagsterInstance.get() as instance:
             resources = build_resources()
-            materialize_unpartitioned(AssetSelection.assets(AssetKey(["raw", "planes"])).without_checks(),
+            from data_platform.assets.features import REFERENCE_INPUTS
+
+            materialize_unpartitioned(AssetSelection.assets(*REFERENCE_INPUTS).without_checks(),
                                       instance=instance, resources=resources)
             for first, last in (JANUARY, (JULY_DAY, JULY_DAY)):
                 materialize_days(PIPELINE, first, last, instance=instance, resources=resources)

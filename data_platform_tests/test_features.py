@@ -166,3 +166,81 @@ def test_features_contract_check_passes_on_real_data_and_blocks_a_leak(seeded_ho
     failed = _check_results(rerun, "features/flight_features")["matches_features_contract"]
     assert not failed.passed and failed.severity.value == "ERROR"
     assert failed.metadata["failed_partition_keys"].value == "2013-01-09"
+
+
+def _arrivals(conn, day: dt.date) -> pd.DataFrame:
+    """Completed flights of `day` with their gate arrival in UTC, computed here in Python: the first
+    `arr_time` on the destination's clock (its IANA zone from cleaned.airports, New York's when it has
+    none) after the actual departure."""
+    from zoneinfo import ZoneInfo
+
+    frame = conn.execute(
+        """
+        SELECT f.carrier, f.flight, f.origin, f.dest, f.sched_dep_utc, f.dep_delay, f.arr_time, f.arr_delay, a.tzone
+        FROM cleaned.flights f LEFT JOIN cleaned.airports a ON a.faa = f.dest
+        WHERE f.day = ? AND NOT f.cancelled AND NOT f.diverted
+        """, [day]).df()
+    arrivals = []
+    for row in frame.itertuples():
+        zone = ZoneInfo(row.tzone or F.LOCAL_TIMEZONE)
+        departed = (row.sched_dep_utc + pd.Timedelta(minutes=float(row.dep_delay))).to_pydatetime().astimezone(zone)
+        wall = departed.replace(hour=0, minute=0, second=0, tzinfo=None) + dt.timedelta(
+            minutes=int(row.arr_time) // 100 * 60 + int(row.arr_time) % 100)
+        if wall < departed.replace(tzinfo=None):
+            wall += dt.timedelta(days=1)
+        arrivals.append(wall.replace(tzinfo=zone).astimezone(dt.timezone.utc))
+    return frame.assign(arrived=arrivals)
+
+
+def test_trailing_rates_count_only_outcomes_known_at_the_earliest_cutoff_of_the_day(
+        seeded_home, instance, resources, warehouse):
+    materialize_days(FEATURES, D1, D2, instance=instance, resources=resources)
+    with warehouse() as conn:
+        d1 = _arrivals(conn, D1)
+        horizon = conn.execute("SELECT min(sched_dep_utc) FROM cleaned.flights WHERE day = ?", [D2]).fetchone()[0]
+        horizon = horizon.astimezone(dt.timezone.utc) - dt.timedelta(hours=F.CUTOFF_HOURS)
+        stored = dict(conn.execute(
+            "SELECT origin, any_value(origin_delay_rate_1d) FROM features.flight_features WHERE day = ? GROUP BY origin",
+            [D2]).fetchall())
+    late = d1["arrived"] > horizon
+    assert late.sum() >= 5, "some of D1's flights land after D2's earliest cut-off"
+    known = d1[~late]
+    expected = (known["arr_delay"] > F.DELAY_MINUTES).groupby(known["origin"]).mean().to_dict()
+    leaky = (d1["arr_delay"] > F.DELAY_MINUTES).groupby(d1["origin"]).mean().to_dict()
+    assert stored == pytest.approx(expected)
+    assert any(abs(leaky[origin] - expected[origin]) > 1e-6 for origin in expected), "the rule changes a rate"
+
+    # The perturbation: the outcomes of D1's late arrivals flip; D2's features must not move. The
+    # same flip of flights that landed before the horizon moves them (the test can fail).
+    def flip(conn, rows):
+        for row in rows.itertuples():
+            conn.execute("UPDATE cleaned.flights SET arr_delay = CASE WHEN arr_delay > 15 THEN 0 ELSE 90 END "
+                         "WHERE day = ? AND carrier = ? AND flight = ? AND origin = ?",
+                         [D1, row.carrier, row.flight, row.origin])
+
+    on_d2 = lambda frame: frame[frame.index.get_level_values("day").date == D2]  # noqa: E731
+    before = on_d2(_features(warehouse))
+    with duckdb.connect(str(seeded_home / "warehouse.duckdb")) as conn:
+        flip(conn, d1[late])
+    materialize_days(FEATURES, D2, D2, instance=instance, resources=resources)
+    pd.testing.assert_frame_equal(before, on_d2(_features(warehouse)))
+    with duckdb.connect(str(seeded_home / "warehouse.duckdb")) as conn:
+        flip(conn, d1[~late].head(20))
+    materialize_days(FEATURES, D2, D2, instance=instance, resources=resources)
+    assert (before["origin_delay_rate_1d"] != on_d2(_features(warehouse))["origin_delay_rate_1d"]).any()
+
+
+def test_column_lineage_is_derived_from_the_feature_declarations(monkeypatch):
+    def deps(lineage, column):
+        return {(dep.asset_key.to_user_string(), dep.column_name) for dep in lineage.deps_by_column[column]}
+
+    lineage = F._lineage()
+    assert set(lineage.deps_by_column) == set(contracts.FEATURES.columns)
+    assert deps(lineage, "plane_seats") == {("cleaned/flights", "tailnum"), ("raw/planes", "tailnum"), ("raw/planes", "seats")}
+    assert deps(lineage, "sched_dep_minute_of_day") == {("cleaned/flights", "hour"), ("cleaned/flights", "minute")}
+    # a new declaration reading existing inputs: its lineage follows without another edit
+    from data_platform.feature_expressions import Col, Ratio
+
+    monkeypatch.setitem(F.FEATURE_DEFINITIONS, "wx_temp_per_seat", Ratio(Col("w_temp"), Col("p_seats")))
+    added = deps(F._lineage(), "wx_temp_per_seat")
+    assert added == deps(lineage, "wx_temp") | deps(lineage, "plane_seats")

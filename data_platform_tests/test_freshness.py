@@ -22,7 +22,8 @@ CLEANED_FLIGHTS = AssetKey(["cleaned", "flights"])
 
 def mark(day: str, hours_ago: float, republishable: bool = True) -> freshness.HighWater:
     return freshness.HighWater(
-        dt.date.fromisoformat(day), NOW - dt.timedelta(hours=hours_ago), "file:///landing/flights/x.csv", republishable
+        dt.date.fromisoformat(day), NOW - dt.timedelta(hours=hours_ago), "file:///landing/flights/x.csv", republishable,
+        start=dt.date(2013, 1, 1),
     )
 
 

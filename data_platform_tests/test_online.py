@@ -241,6 +241,23 @@ def test_a_flight_after_the_newest_data_is_scored_on_the_newest_data_and_says_ho
 
 
 @pytest.mark.real_process
+def test_a_departure_beyond_the_horizon_is_a_422_naming_the_field_never_a_503(service):
+    flight = {"carrier": "B6", "flight": 725, "origin": "JFK", "dest": "BQN"}
+    as_of = dt.datetime(2013, 1, 22, 5, tzinfo=dt.timezone.utc)  # the store's newest data
+    horizon = dt.timedelta(days=A.HORIZON_DAYS)
+    for departure in ("0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:00+00:00",
+                      (as_of + horizon + dt.timedelta(minutes=1)).isoformat()):
+        status, body = service.call("POST", "/predict", flight | {"scheduled_departure": departure})
+        assert status == 422 and body["errors"][0]["field"] == "scheduled_departure", (departure, body)
+        assert f"{A.HORIZON_DAYS} days" in body["errors"][0]["message"]
+    status, body = service.call("POST", "/predict", flight | {"scheduled_departure": (as_of + horizon).isoformat()})
+    assert status == 200 and body["stale"], body  # at the horizon: scored, and said to be stale
+    good = flight | {"scheduled_departure": "2013-01-21T05:44:00-05:00"}
+    status, body = service.call("POST", "/predict/batch", {"flights": [good, flight | {"scheduled_departure": "2099-01-01T00:00:00Z"}]})
+    assert status == 422 and [e["field"] for e in body["errors"]] == ["flights.1.scheduled_departure"], body
+
+
+@pytest.mark.real_process
 def test_health_is_503_without_store_or_model(tmp_path):
     home = tmp_path / "empty"
     (home / "dagster").mkdir(parents=True)

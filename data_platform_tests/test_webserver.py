@@ -6,7 +6,7 @@ from dagster._core.definitions.partitions.context import PartitionLoadingContext
 from dagster._core.definitions.partitions.definition.time_window import TimeWindowPartitionsDefinition
 from dagster._core.definitions.temporal_context import TemporalContext
 
-from data_platform.partitions import daily_partitions
+from data_platform.assets.features import PARTITIONS as daily_partitions
 
 
 def newest(limit: int) -> list[str]:

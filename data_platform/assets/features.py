@@ -4,7 +4,11 @@ Point-in-time rules (tested in data_platform_tests/test_features.py by perturbin
 - the cut-off of a flight is its scheduled departure (UTC) minus `CUTOFF_HOURS`;
 - schedule, route, carrier and plane registry attributes are known in advance;
 - origin weather is the last observation at or before the cut-off (never the flight's own hour);
-- trailing delay rates come from completed flights of *earlier days* only (D-7..D-1, D-28..D-1);
+- trailing rates come from flights of *earlier days* (D-7..D-1, D-28..D-1) whose outcome was known
+  at the day's *horizon*, the earliest cut-off of day D's published flights (local midnight of D
+  minus `CUTOFF_HOURS` when D's schedule is not loaded): a delay once the flight arrived (its arrival
+  in UTC, from the destination's time zone), a cancellation at its scheduled departure, a departure
+  when it happened. A red-eye of D-1 that lands after the horizon does not count for D;
 - `dep_delay`, actual departure/arrival times and air time are never features; the label
   (`is_delayed` = arr_delay > 15 min) is the only column that depends on the flight's own outcome.
 
@@ -33,7 +37,7 @@ from data_platform.feature_expressions import (
     Coalesce, Col, Const, DatePart, DaysToNearest, Expr, HoursBefore, MinutesBetween, Ratio, When, select_list,
 )
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
-from data_platform.partitions import daily_partitions, days_between, run_days, single_run
+from data_platform.partitions import dataset_partitions, days_between, run_days, single_run
 from data_platform.warehouse import partition_stats, replace_days, transaction
 
 CODE_VERSION = "1"
@@ -42,10 +46,27 @@ LOOKBACK_DAYS = 28          # longest trailing window; the partition mapping cov
 WEATHER_MAX_AGE_HOURS = 6   # an older last observation counts as missing
 DELAY_MINUTES = 15
 
+# The datasets the ML graph reads. Its calendar is that of the flights it predicts: the features,
+# model inputs, predictions and performance have a partition for every day the flights contract
+# declares (the bundled replay's year, or up to today for a live feed).
+FLIGHTS_DATASET = "flights"
+
+
+def _calendar():
+    from data_platform.datasets import dataset
+
+    return dataset_partitions(dataset(FLIGHTS_DATASET))
+
+
+PARTITIONS = _calendar()
+
 CLEANED_FLIGHTS = AssetKey(["cleaned", "flights"])
 CLEANED_WEATHER = AssetKey(["cleaned", "weather"])
+CLEANED_AIRPORTS = AssetKey(["cleaned", "airports"])
 RAW_PLANES = AssetKey(["raw", "planes"])
 FEATURES_KEY = AssetKey(["features", "flight_features"])
+# The reference tables the features read, and what they are built from (materialize them first).
+REFERENCE_INPUTS = [RAW_PLANES, AssetKey(["raw", "airports"]), CLEANED_AIRPORTS]
 
 # --- the names other modules use ------------------------------------------------------------
 
@@ -124,12 +145,18 @@ class Aggregate:
     sql: str
 
 
+# An outcome counts in a target day's trailing rates only when it was known at the day's horizon
+# (`horizons`: the earliest cut-off of its published schedule); `history` says when each was known.
+ARRIVED = "h.arrived_at <= t.horizon"
+
+
 def _trailing(name: str, prefix: str, keys: tuple[str, ...], days: int) -> Aggregate:
-    """Per target day and key: completed flights (n) and delayed ones (k) of the `days` days before it."""
+    """Per target day and key: flights of the `days` days before it that had arrived by its horizon
+    (n) and the delayed ones among them (k)."""
     columns = ", ".join(f"h.{key}" for key in keys)
     sql = f"""
     SELECT t.day, {columns}, count(h.delayed) AS n, sum(h.delayed::INTEGER)::DOUBLE AS k
-    FROM target_days t JOIN history h ON h.day BETWEEN t.day - {days} AND t.day - 1
+    FROM horizons t JOIN history h ON h.day BETWEEN t.day - {days} AND t.day - 1 AND {ARRIVED}
     GROUP BY ALL"""
     return Aggregate(name, keys, {f"{prefix}_n": "n", f"{prefix}_k": "k"}, sql)
 
@@ -137,15 +164,17 @@ def _trailing(name: str, prefix: str, keys: tuple[str, ...], days: int) -> Aggre
 AGGREGATES = [
     _trailing("trailing_carrier_origin", "tco", ("carrier", "origin"), 7),
     _trailing("trailing_carrier", "tc", ("carrier",), 7),
-    Aggregate("trailing_origin", ("origin",), {f"tor_{name}": name for name in ("n7", "k7", "n1", "k1", "s1", "c1")}, """
+    Aggregate("trailing_origin", ("origin",), {f"tor_{name}": name for name in ("n7", "k7", "n1", "k1", "s1", "c1")}, f"""
     SELECT t.day, h.origin,
-           count(h.delayed) FILTER (WHERE h.day >= t.day - 7) AS n7,
-           sum(h.delayed::INTEGER) FILTER (WHERE h.day >= t.day - 7)::DOUBLE AS k7,
-           count(h.delayed) FILTER (WHERE h.day = t.day - 1) AS n1,
-           sum(h.delayed::INTEGER) FILTER (WHERE h.day = t.day - 1)::DOUBLE AS k1,
+           count(h.delayed) FILTER (WHERE {ARRIVED}) AS n7,
+           sum(h.delayed::INTEGER) FILTER (WHERE {ARRIVED})::DOUBLE AS k7,
+           count(h.delayed) FILTER (WHERE h.day = t.day - 1 AND {ARRIVED}) AS n1,
+           sum(h.delayed::INTEGER) FILTER (WHERE h.day = t.day - 1 AND {ARRIVED})::DOUBLE AS k1,
+           -- cancellation rate: of the previous day's flights whose fate was known at the horizon
+           -- (departed, or cancelled and past their scheduled departure), the cancelled share
            count(*) FILTER (WHERE h.day = t.day - 1) AS s1,
            count(*) FILTER (WHERE h.day = t.day - 1 AND h.cancelled)::DOUBLE AS c1
-    FROM target_days t JOIN history h ON h.day BETWEEN t.day - 7 AND t.day - 1
+    FROM horizons t JOIN history h ON h.day BETWEEN t.day - 7 AND t.day - 1 AND h.resolved_at <= t.horizon
     GROUP BY ALL"""),
     _trailing("trailing_dest", "td", ("dest",), 7),
     _trailing("trailing_flight", "tf", ("carrier", "flight", "origin"), LOOKBACK_DAYS),
@@ -200,12 +229,25 @@ FEATURE_INPUTS = sorted(set().union(*(e.columns() for e in FEATURE_DEFINITIONS.v
 
 
 def _history_sql(history_last: str) -> str:
-    """Completed flights (and cancellations) of the LOOKBACK_DAYS before $first up to `history_last`."""
+    """Flights of the LOOKBACK_DAYS before $first up to `history_last`: their outcome and when it was
+    known. `resolved_at`: the actual departure, or the scheduled one of a cancelled flight.
+    `arrived_at` (completed flights): the gate arrival, the first `arr_time` on the destination's
+    clock after the actual departure; a destination without a time zone in cleaned.airports is read
+    on the origin's clock (New York: the destinations missing there are Atlantic, an hour ahead, so
+    the arrival is placed later, never earlier)."""
+    departed = "f.sched_dep_utc + to_minutes(f.dep_delay::BIGINT)"
+    zone = f"coalesce(a.tzone, '{LOCAL_TIMEZONE}')"
+    departed_there = f"timezone({zone}, {departed})"
+    arrival_wall = f"date_trunc('day', {departed_there}) + to_minutes(((f.arr_time // 100) * 60 + f.arr_time % 100)::BIGINT)"
     return f"""
-    SELECT day, carrier, flight, origin, dest, cancelled,
-           CASE WHEN NOT cancelled AND NOT diverted THEN arr_delay > {DELAY_MINUTES} END AS delayed
-    FROM cleaned.flights
-    WHERE day BETWEEN $first::DATE - {LOOKBACK_DAYS} AND {history_last}"""
+    SELECT f.day, f.carrier, f.flight, f.origin, f.dest, f.cancelled,
+           CASE WHEN NOT f.cancelled AND NOT f.diverted THEN f.arr_delay > {DELAY_MINUTES} END AS delayed,
+           CASE WHEN f.cancelled THEN f.sched_dep_utc ELSE {departed} END AS resolved_at,
+           CASE WHEN NOT f.cancelled AND NOT f.diverted THEN timezone({zone},
+               CASE WHEN {arrival_wall} < {departed_there} THEN {arrival_wall} + INTERVAL 1 DAY ELSE {arrival_wall} END)
+           END AS arrived_at
+    FROM cleaned.flights f LEFT JOIN cleaned.airports a ON a.faa = f.dest
+    WHERE f.day BETWEEN $first::DATE - {LOOKBACK_DAYS} AND {history_last}"""
 
 
 def _sources(target_days: str, history_last: str) -> str:
@@ -218,6 +260,13 @@ flights AS (
 history AS ({_history_sql(history_last)}
 ),
 target_days AS ({target_days}),
+-- each target day's horizon: the earliest cut-off of its published flights; a day whose schedule is
+-- not loaded (the day after the newest, online) takes the earliest a flight of that local day can have
+horizons AS (
+    SELECT t.day, coalesce(min(f.cutoff_utc),
+           timezone('{LOCAL_TIMEZONE}', t.day::TIMESTAMP) - INTERVAL {CUTOFF_HOURS} HOUR) AS horizon
+    FROM target_days t LEFT JOIN flights f ON f.day = t.day GROUP BY t.day
+),
 {",".join(f"{os.linesep}{a.name} AS ({a.sql}{os.linesep})" for a in AGGREGATES)},
 departures_in_hour AS ({DEPARTURES_IN_HOUR_SQL}),
 planes AS ({PLANES_SQL}
@@ -282,44 +331,24 @@ def online_relation_query(relation: str) -> str:
 
 
 def _lineage() -> TableColumnLineage:
-    def flights(*columns: str) -> list[TableColumnDep]:
-        return [TableColumnDep(asset_key=CLEANED_FLIGHTS, column_name=name) for name in columns]
+    """Column lineage derived from the declarations: a feature depends on the source columns of every
+    input its expression reads, and an input on the columns it is read or matched by."""
+    def on(key: AssetKey, *columns: str) -> list[TableColumnDep]:
+        return [TableColumnDep(asset_key=key, column_name=name) for name in columns]
 
-    def weather(*columns: str) -> list[TableColumnDep]:
-        return [TableColumnDep(asset_key=CLEANED_WEATHER, column_name=name) for name in columns]
-
-    def planes(*columns: str) -> list[TableColumnDep]:
-        return [TableColumnDep(asset_key=RAW_PLANES, column_name=name) for name in columns]
-
-    history = flights("day", "arr_delay", "cancelled", "diverted")
-    deps = {
-        **{name: flights(name) for name in ("day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc", "distance")},
-        "cutoff_utc": flights("sched_dep_utc"),
-        "sched_dep_hour": flights("hour"),
-        "sched_dep_minute_of_day": flights("hour", "minute"),
-        "sched_arr_minute_of_day": flights("sched_arr_time"),
-        "day_of_week": flights("day"), "day_of_year": flights("day"), "month": flights("day"),
-        "days_to_holiday": flights("day"),
-        "origin_departures_in_hour": flights("day", "origin", "hour"),
-        "plane_age": flights("tailnum", "day") + planes("tailnum", "year"),
-        "plane_seats": flights("tailnum") + planes("tailnum", "seats"),
-        "plane_engines": flights("tailnum") + planes("tailnum", "engines"),
-        "plane_engine": flights("tailnum") + planes("tailnum", "engine"),
-        "weather_observed_at": flights("origin", "sched_dep_utc") + weather("origin", "observed_at"),
-        **{f"wx_{name}": flights("origin", "sched_dep_utc") + weather("origin", "observed_at", name) for name in WEATHER_COLUMNS},
-        "wx_age_minutes": flights("sched_dep_utc") + weather("observed_at"),
-        "carrier_origin_delay_rate_7d": flights("carrier", "origin") + history,
-        "carrier_origin_flights_7d": flights("carrier", "origin") + history,
-        "carrier_delay_rate_7d": flights("carrier") + history,
-        "origin_delay_rate_1d": flights("origin") + history,
-        "origin_delay_rate_7d": flights("origin") + history,
-        "origin_cancel_rate_1d": flights("origin") + history,
-        "dest_delay_rate_7d": flights("dest") + history,
-        "flight_delay_rate_28d": flights("carrier", "flight", "origin") + history,
-        "flight_flights_28d": flights("carrier", "flight", "origin") + history,
-        LABEL: flights("arr_delay"),
+    history = on(CLEANED_FLIGHTS, "day", "arr_delay", "cancelled", "diverted", "sched_dep_utc", "dep_delay",
+                 "arr_time", "dest") + on(CLEANED_AIRPORTS, "faa", "tzone")
+    inputs = {
+        **{name: on(CLEANED_FLIGHTS, name) for name in FLIGHT_INPUTS},
+        "departures_in_hour": on(CLEANED_FLIGHTS, "day", "origin", "hour"),
+        **{name: on(CLEANED_FLIGHTS, "tailnum") + on(RAW_PLANES, "tailnum", column) for name, column in PLANE_INPUTS.items()},
+        **{name: on(CLEANED_FLIGHTS, "origin", "sched_dep_utc") + on(CLEANED_WEATHER, "origin", "observed_at", column)
+           for name, column in WEATHER_INPUTS.items()},
+        **{name: on(CLEANED_FLIGHTS, *a.keys) + history for a in AGGREGATES for name in a.inputs},
     }
-    return TableColumnLineage(deps_by_column=deps)
+    deps = {feature: list(dict.fromkeys(dep for name in sorted(expression.columns()) for dep in inputs[name]))
+            for feature, expression in FEATURE_DEFINITIONS.items()}
+    return TableColumnLineage(deps_by_column={**deps, LABEL: on(CLEANED_FLIGHTS, "arr_delay")})
 
 
 def compute_features(conn, first: dt.date, last: dt.date) -> dict[str, dict]:
@@ -380,7 +409,7 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     owners=[OWNER],
     kinds={"duckdb", "sql"},
     code_version=CODE_VERSION,
-    partitions_def=daily_partitions,
+    partitions_def=PARTITIONS,
     backfill_policy=single_run,
     pool="duckdb",
     # Same-day dependencies. The SQL also reads the previous LOOKBACK_DAYS of cleaned flights (trailing
@@ -388,7 +417,7 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     # mapping here would make a UI backfill of a month also target the features (and predictions) of the
     # 28 days after it, whose flights are not loaded, and those runs fail. Missing history is unknown
     # history: the trailing features of such a day are NULL, never computed from later days.
-    deps=[CLEANED_FLIGHTS, CLEANED_WEATHER, AssetDep(RAW_PLANES)],
+    deps=[CLEANED_FLIGHTS, CLEANED_WEATHER, AssetDep(RAW_PLANES), AssetDep(CLEANED_AIRPORTS)],
     metadata={**table_definition_metadata(contracts.FEATURES), "dagster/column_lineage": _lineage()},
 )
 def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:

@@ -14,6 +14,7 @@ ROC AUC on the same holdout rows, otherwise it gets `challenger`.
 import datetime as dt
 import importlib.metadata
 import math
+from typing import Optional
 
 from dagster import (
     AssetCheckResult,
@@ -21,46 +22,57 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     Config,
     DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from data_platform import contracts, training_set
 from data_platform.assets.features import CODE_VERSION as FEATURES_CODE_VERSION
-from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, FLIGHT_KEY, LABEL
+from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, FLIGHT_KEY, LABEL, PARTITIONS
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore
-from data_platform.partitions import daily_partitions, run_days, single_run
+from data_platform.partitions import run_days, single_run
 from data_platform.settings import mlflow_ui_url
 from data_platform.warehouse import partition_stats, replace_days, transaction
 
 CODE_VERSION = "1"
 MODEL_KEY = AssetKey(["ml", "delay_model"])
+MODEL_OP = "__".join(MODEL_KEY.path)
 PREDICTIONS_KEY = AssetKey(["ml", "delay_predictions"])
 PERFORMANCE_KEY = AssetKey(["ml", "model_performance"])
 BASELINE_CHECK = "beats_base_rate_baseline"
 # What every daily ML asset declares: one run per backfill range, one DuckDB writer at a time.
-DAILY = dict(owners=[OWNER], code_version=CODE_VERSION, partitions_def=daily_partitions,
+DAILY = dict(owners=[OWNER], code_version=CODE_VERSION, partitions_def=PARTITIONS,
              backfill_policy=single_run, pool="duckdb")
 PIP_PACKAGES = ["mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy"]
 
 
 class DelayModelConfig(Config):
-    """Windows of feature partitions (inclusive, YYYY-MM-DD) and hyper-parameters.
+    """Windows of feature partitions and hyper-parameters.
 
-    Defaults: train January-September, hold out November-December (October is a gap, so the
-    trailing features of the holdout never overlap the training days)."""
+    By default the windows follow the newest stored feature day N: hold out the `holdout_days` ending
+    with N, leave a gap of `gap_days` before them (the holdout's trailing features never read a
+    training day), train on the `train_days` before the gap, from the oldest stored feature day at
+    the earliest. On the bundled replay (N = the year's last day) that is: train January-September,
+    gap October, hold out November-December. Explicit dates (all four, inclusive, YYYY-MM-DD)
+    replace them, and then every day of both windows must have features."""
 
-    train_first: str = Field(default="2013-01-01", description="First day of the training window.")
-    train_last: str = Field(default="2013-09-30", description="Last day of the training window.")
-    holdout_first: str = Field(default="2013-11-01", description="First day of the holdout window.")
-    holdout_last: str = Field(default="2013-12-31", description="Last day of the holdout window.")
+    train_first: str = Field(default="", description="First day of the training window (empty: from train_days).")
+    train_last: str = Field(default="", description="Last day of the training window (empty: from gap_days).")
+    holdout_first: str = Field(default="", description="First day of the holdout window (empty: from holdout_days).")
+    holdout_last: str = Field(default="", description="Last day of the holdout window (empty: the newest feature day).")
+    holdout_days: int = Field(default=61, ge=1, description="Days held out, ending with the newest feature day.")
+    gap_days: int = Field(default=31, ge=0, description="Days between the training and the holdout window.")
+    train_days: int = Field(default=273, ge=1, description="Days of the training window, at most.")
+    min_train_days: int = Field(default=28, ge=1, description="Fewest stored feature days to train on; fewer: the step is skipped.")
     max_iter: int = Field(default=300, description="Boosting iterations.")
     learning_rate: float = Field(default=0.05)
     max_leaf_nodes: int = Field(default=31)
@@ -68,6 +80,31 @@ class DelayModelConfig(Config):
     l2_regularization: float = Field(default=1.0)
     random_state: int = Field(default=0, description="Seed: the same snapshot and params give the same model.")
     threads: int = Field(default=1, ge=1, description="OpenMP threads for fitting (1 is fastest on a busy 2-core machine).")
+
+    def explicit(self) -> bool:
+        dates = [self.train_first, self.train_last, self.holdout_first, self.holdout_last]
+        if any(dates) and not all(dates):
+            raise Failure(description="set all four of train_first, train_last, holdout_first, holdout_last, "
+                          f"or none (windows from holdout_days, gap_days, train_days); got {dates}", allow_retries=False)
+        return all(dates)
+
+    def relative_windows(self, feature_days: list[dt.date]) -> tuple[Optional[tuple], str]:
+        """The windows the stored feature days allow, or None and why none do."""
+        if not feature_days:
+            return None, "no feature partition is stored yet"
+        oldest, newest = min(feature_days), max(feature_days)
+        holdout_first = max(oldest, newest - dt.timedelta(days=self.holdout_days - 1))
+        train_last = newest - dt.timedelta(days=self.holdout_days + self.gap_days)
+        train_first = max(oldest, train_last - dt.timedelta(days=self.train_days - 1))
+        trainable = sum(train_first <= day <= train_last for day in feature_days)
+        if trainable < self.min_train_days:
+            return None, (
+                f"the stored features ({len(feature_days)} day(s), {oldest}..{newest}) are too few to train on: "
+                f"{trainable} day(s) before the {self.gap_days}-day gap and the {self.holdout_days}-day holdout ending "
+                f"{newest}, and min_train_days is {self.min_train_days}. Materialize features/flight_features for "
+                "earlier days, or set shorter windows in the run config"
+            )
+        return (train_first, train_last, holdout_first, newest), ""
 
     def windows(self) -> tuple[dt.date, dt.date, dt.date, dt.date]:
         days = [dt.date.fromisoformat(value) for value in
@@ -98,7 +135,7 @@ def run_config_for_range(first: str | dt.date, last: str | dt.date, **params) ->
     train_last = start + dt.timedelta(days=max(1, days * 2 // 3) - 1)
     config = {"train_first": str(start), "train_last": str(train_last),
               "holdout_first": str(train_last + dt.timedelta(days=1)), "holdout_last": str(last), **params}
-    return {"ops": {"ml__delay_model": {"config": config}}}
+    return {"ops": {MODEL_OP: {"config": config}}}
 
 
 def pip_requirements() -> list[str]:
@@ -106,11 +143,11 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in PIP_PACKAGES]
 
 
-def _read_windows(conn, windows):
+def _read_windows(conn, windows, explicit: bool):
     train_first, train_last, holdout_first, holdout_last = windows
     missing = (training_set.missing_feature_days(conn, train_first, train_last)
                + training_set.missing_feature_days(conn, holdout_first, holdout_last))
-    if missing:
+    if missing and explicit:
         raise Failure(
             description=f"{len(missing)} day(s) of the training/holdout windows have no features "
             f"(first: {missing[0]}); materialize features/flight_features for them first",
@@ -156,20 +193,30 @@ def _decide(store: MlflowStore, challenger_metrics: dict, passed_baseline: bool,
     return {**decision, "promote": False, "reason": reason}
 
 
-@asset(
-    key=MODEL_KEY.path,
-    group_name="ml",
-    description=(
-        "Gradient-boosted classifier (scikit-learn HistGradientBoosting) predicting arr_delay > 15 min "
-        f"{CUTOFF_HOURS} h before departure, trained on a window of feature partitions and evaluated on a "
-        "later holdout. Tracked in MLflow (params, metrics, model, snapshot digests); registered, and "
-        "made `champion` only when it beats the current champion on the same holdout."
-    ),
-    owners=[OWNER],
-    kinds={"mlflow", "scikit-learn"},
-    code_version=CODE_VERSION,
+# A multi-asset of one, for `can_subset`, which makes the baseline check's result optional: when the
+# stored features are too few to train on, the step records "not trained" and the reason, and the
+# run (a UI backfill of any range) stays green. It is not skipped: Dagster 1.13 marks a backfill
+# whose run succeeds without materializing a targeted asset COMPLETED_FAILED.
+@multi_asset(
+    name=MODEL_OP,
+    specs=[AssetSpec(
+        MODEL_KEY,
+        group_name="ml",
+        description=(
+            "Gradient-boosted classifier (scikit-learn HistGradientBoosting) predicting arr_delay > 15 min "
+            f"{CUTOFF_HOURS} h before departure, trained on a window of feature partitions and evaluated on a "
+            "later holdout. Tracked in MLflow (params, metrics, model, snapshot digests); registered, and "
+            "made `champion` only when it beats the current champion on the same holdout. When the stored "
+            "features are too few to train on, a materialization says `trained: false` and why."
+        ),
+        owners=[OWNER],
+        kinds={"mlflow", "scikit-learn"},
+        code_version=CODE_VERSION,
+        deps=[FEATURES_KEY],
+        skippable=True,
+    )],
+    can_subset=True,
     pool="duckdb",
-    deps=[FEATURES_KEY],
     check_specs=[
         AssetCheckSpec(
             BASELINE_CHECK,
@@ -179,17 +226,28 @@ def _decide(store: MlflowStore, challenger_metrics: dict, passed_baseline: bool,
         )
     ],
 )
-def delay_model(
-    context: AssetExecutionContext, config: DelayModelConfig, warehouse: DuckDBResource, mlflow: MlflowStore
-) -> MaterializeResult:
+def delay_model(context: AssetExecutionContext, config: DelayModelConfig, warehouse: DuckDBResource, mlflow: MlflowStore):
     from mlflow.models import infer_signature
 
     from data_platform import modeling
 
-    windows = config.windows()
+    explicit = config.explicit()
     params = config.model_params()
     with warehouse.get_connection() as conn:
-        train, holdout, versions = _read_windows(conn, windows)
+        if explicit:
+            windows = config.windows()
+        else:
+            windows, reason = config.relative_windows(training_set.stored_feature_days(conn))
+            if windows is None:
+                context.log.warning(f"{MODEL_KEY.to_user_string()} not trained: {reason}")
+                champion = mlflow.version_by_alias(CHAMPION)
+                yield MaterializeResult(
+                    metadata={"trained": False, "decision": f"not trained: {reason}",
+                              "champion_version": str(champion.version) if champion else "none"},
+                    data_version=DataVersion(f"{mlflow.model_name}-v{champion.version}" if champion else "no-model"),
+                )
+                return
+        train, holdout, versions = _read_windows(conn, windows, explicit)
     train_snapshot = training_set.write_snapshot(train)
     holdout_snapshot = training_set.write_snapshot(holdout)
     mlflow.setup()
@@ -274,7 +332,7 @@ def delay_model(
 
     context.log.info(f"model v{version}: {decision['reason']}")
     champion = mlflow.version_by_alias(CHAMPION)
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "mlflow_run_id": run_id,
             # one click from the asset page to the run and the registered version in the MLflow UI
@@ -364,8 +422,10 @@ def delay_predictions(context: AssetExecutionContext, warehouse: DuckDBResource,
     first, last = run_days(context)
     try:
         model, version = mlflow.load_model(CHAMPION)
-    except LookupError as error:
-        raise Failure(description=f"{error}: materialize ml/delay_model first", allow_retries=False) from error
+    except LookupError as error:  # no model good enough yet (a first backfill of a few days): say so
+        reason = f"not scored: {error}; materialize ml/delay_model on enough features first"
+        context.log.warning(f"{first}..{last} {reason}")
+        return MaterializeResult(metadata={"scored": False, "decision": reason, "rows_in_run": 0})
     with warehouse.get_connection() as conn:
         frame = _read_days(conn, first, last)
         scored = frame[FLIGHT_KEY].assign(
@@ -384,6 +444,13 @@ def delay_predictions(context: AssetExecutionContext, warehouse: DuckDBResource,
                   "model_uri": f"models:/{mlflow.model_name}/{version.version}"},
         data_version=combined_version(stats),
     )
+
+
+def _scored_without_champion(context: AssetExecutionContext) -> bool:
+    """Whether the newest ml/delay_predictions materialization says it scored nothing (no champion)."""
+    event = context.instance.get_latest_materialization_event(PREDICTIONS_KEY)
+    scored = event.asset_materialization.metadata.get("scored") if event and event.asset_materialization else None
+    return scored is not None and scored.value is False
 
 
 PERFORMANCE_QUERY = f"""
@@ -413,15 +480,22 @@ def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource)
 
     first, last = run_days(context)
     with warehouse.get_connection() as conn:
-        joined = conn.execute(PERFORMANCE_QUERY, [first, last]).df()
-        scored_days = set(joined["day"].dt.date)
+        from data_platform.warehouse import table_exists
+
+        stored = table_exists(conn, contracts.PREDICTIONS.name)
+        joined = conn.execute(PERFORMANCE_QUERY, [first, last]).df() if stored else None
+        scored_days = set(joined["day"].dt.date) if stored else set()
         missing = [day for day in pd.date_range(first, last).date if day not in scored_days]
-        if missing:
+        if missing and not _scored_without_champion(context):
             raise Failure(
                 description=f"no predictions for {len(missing)} day(s) of {first}..{last} (first: {missing[0]}); "
                 "materialize ml/delay_predictions for them first",
                 allow_retries=False,
             )
+        if missing:  # predictions of this run were not scored: no champion yet
+            reason = f"not evaluated: no champion scored {first}..{last} (see ml/delay_predictions)"
+            context.log.warning(reason)
+            return MaterializeResult(metadata={"evaluated": False, "decision": reason, "days_in_run": 0})
         rows = []
         for day, group in joined.groupby(joined["day"].dt.date):
             values = modeling.metrics(group[LABEL].astype(bool).to_numpy().astype(int), group["probability"].to_numpy())

@@ -38,11 +38,10 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from data_platform import contracts, drift, training_set
-from data_platform.assets.features import CATEGORICAL_FEATURES, FEATURES_KEY, FLIGHT_KEY, NUMERICAL_FEATURES
+from data_platform.assets.features import CATEGORICAL_FEATURES, FEATURES_KEY, FLIGHT_KEY, NUMERICAL_FEATURES, PARTITIONS
 from data_platform.assets.ml import MODEL_KEY, PREDICTIONS_KEY
 from data_platform.metadata import OWNER
 from data_platform.mlflow_store import MlflowStore
-from data_platform.partitions import daily_partitions
 from data_platform.warehouse import table_exists
 
 FEATURE_DRIFT = "feature_drift"
@@ -397,7 +396,7 @@ def _record_spec(key: AssetKey, check: AssetCheckKey, what: str) -> AssetSpec:
     return AssetSpec(
         key=key,
         deps=[check.asset_key, MODEL_KEY],
-        partitions_def=daily_partitions,
+        partitions_def=PARTITIONS,
         group_name="monitoring",
         owners=[OWNER],
         kinds={"evidently"},

@@ -150,7 +150,9 @@ def combined_high_water(source: SourceResource, tables: Iterable[str]) -> Option
         return None
     oldest = min(marks, key=lambda mark: mark.day)
     latest = max(marks, key=lambda mark: mark.available_at)
-    return HighWater(oldest.day, latest.available_at, oldest.uri, oldest.republishable)
+    # a day is owed by every table only from the latest of their first partitions
+    return HighWater(oldest.day, latest.available_at, oldest.uri, oldest.republishable,
+                     start=max(mark.start for mark in marks))
 
 
 # --- which source tables each asset is built from -----------------------------------------------

@@ -64,6 +64,27 @@ class StoreState:
         return dt.datetime.combine(self.newest_day + dt.timedelta(days=1), dt.time(), LOCAL).astimezone(UTC)
 
 
+# A scheduled departure further than this from the store's days is refused (422), not scored:
+# airlines publish schedules about 11 months ahead, so a flight a year past the newest data, or a
+# year before the oldest, is a client's mistake (a wrong year), not a flight to score.
+HORIZON_DAYS = 366
+
+
+def outside_horizon(state: StoreState, departure: dt.datetime, now: Optional[dt.datetime] = None) -> Optional[str]:
+    """Why `departure` is too far from the store's days to be scored (None when it is not): more than
+    HORIZON_DAYS after the store's as-of time (now, for an empty store) or before its oldest day."""
+    horizon = dt.timedelta(days=HORIZON_DAYS)
+    newest = state.as_of or now or dt.datetime.now(UTC)
+    oldest = (dt.datetime.combine(state.oldest_day, dt.time(), LOCAL).astimezone(UTC) if state.oldest_day
+              else newest - dt.timedelta(days=1))
+    if departure > newest + horizon:
+        return (f"more than {HORIZON_DAYS} days after the online store's newest data ({newest.isoformat()}): "
+                "no schedule is published that far ahead")
+    if departure < oldest - horizon:
+        return f"more than {HORIZON_DAYS} days before the online store's oldest day ({oldest.date().isoformat()})"
+    return None
+
+
 def store_state(store: OnlineStore) -> StoreState:
     meta = store.meta()
     newest, oldest = meta.get("newest_day"), meta.get("oldest_day")

@@ -40,7 +40,7 @@ from pydantic import Field
 from data_platform.assets import features as F
 from data_platform.metadata import OWNER
 from data_platform.online import store as S
-from data_platform.partitions import daily_partitions, days_between, run_days, single_run
+from data_platform.partitions import days_between, run_days, single_run
 
 CODE_VERSION = "1"
 ONLINE_KEY = AssetKey(["ml", "online_features"])
@@ -115,12 +115,12 @@ def write_range(conn, store: S.OnlineStore, first: dt.date, last: dt.date) -> di
     owners=[OWNER],
     kinds={"duckdb", "sqlite", "redis"},
     code_version=CODE_VERSION,
-    partitions_def=daily_partitions,
+    partitions_def=F.PARTITIONS,
     backfill_policy=single_run,
     pool="duckdb",
     # Same-day dependencies, as for the features: the SQL reads the history it needs, and a month
     # backfilled from the UI then targets that month (a 28-day mapping would widen it downstream).
-    deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.RAW_PLANES],
+    deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.RAW_PLANES, F.CLEANED_AIRPORTS],
     metadata={"dagster/uri": MetadataValue.text("$DATA_PLATFORM_ONLINE_STORE or sqlite:///$DATA_PLATFORM_HOME/online/features.sqlite")},
 )
 def online_features(context: AssetExecutionContext, warehouse: DuckDBResource, online_store: OnlineStoreResource) -> MaterializeResult:

@@ -252,6 +252,19 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
             return _json({"error": f"online store unavailable: {error}"}, 503)
         return None
 
+    def beyond_horizon(flights: list[Flight], field: str) -> Optional[Response]:
+        """422 for scheduled departures too far from the store's days to score (`A.HORIZON_DAYS`)."""
+        try:
+            state = A.store_state(store())
+        except Exception as error:
+            return _json({"error": f"online store unavailable: {error}"}, 503)
+        errors = []
+        for index, flight in enumerate(flights):
+            reason = A.outside_horizon(state, flight.scheduled_departure)
+            if reason:
+                errors.append({"field": field.format(index=index), "message": reason})
+        return JSONResponse({"errors": errors}, status_code=422) if errors else None
+
     def score(flights: list[Flight]) -> list[bytes]:
         """Each flight's answer as JSON text; the same text goes to the prediction log (serialized once)."""
         loaded = holder.current  # one version for the whole request
@@ -288,7 +301,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
 
     @app.post("/predict")
     async def predict(flight: Flight):
-        problem = unavailable()
+        problem = unavailable() or beyond_horizon([flight], "scheduled_departure")
         if problem:
             return problem
         try:
@@ -299,7 +312,7 @@ def create_app(store_url: Optional[str] = None, mlflow_store=None, poll_seconds:
 
     @app.post("/predict/batch")
     async def predict_batch(batch: Batch):
-        problem = unavailable()
+        problem = unavailable() or beyond_horizon(batch.flights, "flights.{index}.scheduled_departure")
         if problem:
             return problem
         try:
