@@ -18,7 +18,7 @@ single_run = BackfillPolicy.single_run()
 
 
 @functools.lru_cache(maxsize=None)
-def _daily(start: dt.date, end: dt.date | None) -> DailyPartitionsDefinition:
+def daily_partitions(start: dt.date, end: dt.date | None) -> DailyPartitionsDefinition:
     # Cached: datasets (and the ML graph that follows them) with the same calendar share one object,
     # so the partition mappings between them are identities.
     if end is None:
@@ -32,7 +32,7 @@ def _daily(start: dt.date, end: dt.date | None) -> DailyPartitionsDefinition:
 def dataset_partitions(dataset) -> DailyPartitionsDefinition | None:
     """The partitions a dataset's contract declares; None for a reference table."""
     part = dataset.partitioning
-    return _daily(part.start, part.end) if part else None
+    return daily_partitions(part.start, part.end) if part else None
 
 
 def first_partition_day(partitions_def: DailyPartitionsDefinition) -> dt.date:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -322,3 +323,31 @@ def test_the_pre_commit_hook_checks_the_changed_contracts(contracts):
     assert refused.returncode == 1 and f"{path}:{line}: " in refused.stdout and message in refused.stdout
     accepted, _ = commit([good, contracts / "readings.csv"])
     assert accepted.returncode == 0 and f"OK readings ({good})" in accepted.stdout, accepted.stdout
+
+
+def test_a_broken_flights_contract_leaves_the_other_datasets_and_the_ml_graph_loaded(tmp_path):
+    """The ML graph follows the flights calendar: with flights' contract broken it keeps the calendar the
+    file declares, and every other dataset, sensor and schedule loads."""
+    repository = tmp_path / "datasets"
+    shutil.copytree(settings.REPOSITORY_DATASETS, repository)
+    flights = repository / "flights.odcs.yaml"
+    flights.write_text(flights.read_text().replace("logicalType: integer", "logicalTyp: integer", 1))
+    script = f"""
+import json
+from data_platform import settings
+settings.REPOSITORY_DATASETS = settings.Path({str(repository)!r})
+from data_platform.definitions import defs
+from data_platform.assets.features import PARTITIONS
+graph = defs.resolve_asset_graph()
+print(json.dumps({{"groups": {{k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}},
+                   "calendar": [PARTITIONS.get_first_partition_key(), PARTITIONS.get_last_partition_key()],
+                   "sensors": len(defs.sensors), "schedules": len(defs.schedules)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=settings.PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=180, env={k: v for k, v in os.environ.items() if k != settings.DATASETS_ENV})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["groups"]["raw/flights"] == found["groups"]["cleaned/flights"] == "broken_contracts"
+    assert found["groups"]["cleaned/weather"] == "cleaned" and found["groups"]["features/flight_features"] == "features"
+    assert found["calendar"] == ["2013-01-01", "2013-12-31"] and found["sensors"] and found["schedules"]
+    assert f"dataset 'flights' is disabled" in done.stderr and f"{flights}:" in done.stderr
