@@ -43,7 +43,7 @@ def _has_cleaned_year(home: Path) -> bool:
     with duckdb.connect(str(path), read_only=True) as conn:
         try:
             days = conn.execute("SELECT count(DISTINCT day) FROM cleaned.flights").fetchone()[0]
-            conn.execute("SELECT count(*) FROM raw.planes").fetchone()
+            conn.execute("SELECT count(*) FROM cleaned.planes").fetchone()
         except duckdb.Error:
             return False
     return days == 365

@@ -12,8 +12,10 @@ are imported only then, so loading the code location needs neither). Three kinds
   value to NULL, records it in the row's `nulled_values` and keeps the rest of the row;
 * `max_null_rate=`: the share of NULLs a column may have in one partition (a quality check, WARN).
 
-Datasets get their contracts from their ODCS files (`data_platform.datasets`); the ML tables,
-which the platform itself computes, declare theirs at the end of this module.
+Datasets get their contracts from their ODCS files (`data_platform.datasets`); the features table
+gets its from the feature declarations (`data_platform.assets.features`, one per column); the
+predictions and performance tables, which the platform itself computes, are declared at the end of
+this module.
 """
 
 from __future__ import annotations
@@ -330,98 +332,6 @@ def quarantine_contract(raw: TableContract, dataset: str) -> TableContract:
     )
 
 
-CONTRACTS: dict[str, TableContract] = {}
-
-
-# --- features: point-in-time flight features with the label (see data_platform/assets/features.py)
-
-def _rate(description: str) -> Column:
-    return column("DOUBLE", description + " Share with arr_delay > 15 of the completed flights that had arrived by day "
-                  "D's earliest cut-off; missing without history.",
-                  rules=[between(0.0, 1.0)])
-
-
-def _weather_known_at_cutoff(frame):
-    """Per row: weather is never observed after the flight's cut-off (2 h before scheduled departure)."""
-    observed = frame["weather_observed_at"]
-    return observed.isna() | (observed <= frame["cutoff_utc"])
-
-
-def _cutoff_two_hours_before(frame):
-    """Per row: the cut-off is exactly 2 hours before the scheduled departure."""
-    import pandas as pd
-
-    return frame["sched_dep_utc"] - frame["cutoff_utc"] == pd.Timedelta(hours=2)
-
-
-FEATURES = TableContract(
-    name="features.flight_features",
-    description=(
-        "One row per completed flight: what is known 2 hours before scheduled departure, and the label "
-        "is_delayed (arr_delay > 15 min). Cancelled and diverted flights are excluded."
-    ),
-    unique=("day", "carrier", "flight", "origin"),
-    frame_checks=(
-        FrameCheck("weather_known_at_cutoff", "weather observed after the cut-off", _weather_known_at_cutoff),
-        FrameCheck("cutoff_two_hours_before", "cut-off is not 2 h before scheduled departure", _cutoff_two_hours_before),
-    ),
-    columns={
-        "day": partition_day("Partition: local scheduled departure date."),
-        "carrier": column("VARCHAR", "Two-letter carrier code (feature).", False),
-        "flight": column("INTEGER", "Flight number (key, not a feature).", False),
-        "origin": column("VARCHAR", "Origin airport (feature).", False),
-        "dest": column("VARCHAR", "Destination airport (feature).", False),
-        "tailnum": column("VARCHAR", "Plane tail number (not a feature); missing stays missing."),
-        "sched_dep_utc": column("TIMESTAMPTZ", "Scheduled departure (UTC).", False),
-        "cutoff_utc": column("TIMESTAMPTZ", "Prediction time: scheduled departure minus 2 hours (UTC).", False),
-        "distance": column("DOUBLE", "Route distance in miles.", False, [greater_than(0)]),
-        "sched_dep_hour": column("INTEGER", "Scheduled departure hour, local.", False, [between(0, 23)]),
-        "sched_dep_minute_of_day": column("INTEGER", "Scheduled departure, minutes after local midnight.", False,
-                                          [between(0, 1439)]),
-        "sched_arr_minute_of_day": column("INTEGER", "Scheduled arrival, minutes after local midnight at destination.",
-                                          rules=[between(0, 1439)]),
-        "day_of_week": column("INTEGER", "ISO day of week of the flight date (1 = Monday).", False, [between(1, 7)]),
-        "day_of_year": column("INTEGER", "Day of year of the flight date.", False, [between(1, 366)]),
-        "month": column("INTEGER", "Month of the flight date.", False, [between(1, 12)]),
-        "days_to_holiday": column("INTEGER", "Days to the nearest US federal holiday (either side).", False,
-                                  [at_least(0)]),
-        "origin_departures_in_hour": column("INTEGER", "Scheduled departures at the origin in the same local hour "
-                                            "(published schedule, cancelled flights included).", False, [greater_than(0)]),
-        "plane_age": column("INTEGER", "Flight year minus year manufactured; missing when unknown."),
-        "plane_seats": column("INTEGER", "Seats of the plane; missing when the tailnum is unknown.", rules=[greater_than(0)]),
-        "plane_engines": column("INTEGER", "Number of engines; missing when the tailnum is unknown."),
-        "plane_engine": column("VARCHAR", "Engine type; missing when the tailnum is unknown."),
-        "weather_observed_at": column("TIMESTAMPTZ", "Time of the origin weather observation used: the last one at "
-                                      "or before the cut-off, missing when older than 6 h."),
-        "wx_temp": column("DOUBLE", "Origin temperature (°F) at the last observation before the cut-off."),
-        "wx_dewp": column("DOUBLE", "Origin dew point (°F), last observation before the cut-off."),
-        "wx_humid": column("DOUBLE", "Origin relative humidity (%), last observation before the cut-off."),
-        "wx_wind_dir": column("DOUBLE", "Origin wind direction (degrees), last observation before the cut-off."),
-        "wx_wind_speed": column("DOUBLE", "Origin wind speed (mph), last observation before the cut-off."),
-        "wx_wind_gust": column("DOUBLE", "Origin gust speed (mph), last observation before the cut-off."),
-        "wx_precip": column("DOUBLE", "Origin precipitation (in), last observation before the cut-off."),
-        "wx_pressure": column("DOUBLE", "Origin sea level pressure (mb), last observation before the cut-off."),
-        "wx_visib": column("DOUBLE", "Origin visibility (mi), last observation before the cut-off."),
-        "wx_age_minutes": column("INTEGER", "Minutes between that observation and the cut-off.",
-                                 rules=[between(0, 360)]),
-        "carrier_origin_delay_rate_7d": _rate("Carrier x origin, days D-7..D-1."),
-        "carrier_origin_flights_7d": column("INTEGER", "Completed carrier x origin flights in days D-7..D-1.", False,
-                                            [at_least(0)]),
-        "carrier_delay_rate_7d": _rate("Carrier, days D-7..D-1."),
-        "origin_delay_rate_1d": _rate("Origin, day D-1."),
-        "origin_delay_rate_7d": _rate("Origin, days D-7..D-1."),
-        "origin_cancel_rate_1d": column("DOUBLE", "Cancelled share of the origin's day D-1 flights whose fate was "
-                                        "known at day D's earliest cut-off (departed, or cancelled).",
-                                        rules=[between(0.0, 1.0)]),
-        "dest_delay_rate_7d": _rate("Destination, days D-7..D-1."),
-        "flight_delay_rate_28d": _rate("Same carrier, flight number and origin, days D-28..D-1."),
-        "flight_flights_28d": column("INTEGER", "Completed flights of the same flight number in days D-28..D-1.", False,
-                                     [at_least(0)]),
-        "is_delayed": column("BOOLEAN", "Label: arrived more than 15 minutes late (arr_delay > 15).", False),
-    },
-)
-
-
 # --- ml: daily predictions of the champion model and its daily performance (data_platform/assets/ml.py)
 
 PREDICTIONS = TableContract(
@@ -455,6 +365,3 @@ PERFORMANCE = TableContract(
                                        rules=[between(0.0, 1.0)]),
     },
 )
-
-for _contract in (FEATURES, PREDICTIONS, PERFORMANCE):
-    CONTRACTS[_contract.name] = _contract

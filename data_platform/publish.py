@@ -27,16 +27,16 @@ LOGICAL_TYPES = {"VARCHAR": "string", "BIGINT": "integer", "INTEGER": "integer",
 FORMAT = "DuckDB database file (DuckDB 2.0 storage: readable by DuckDB 2.0 and later)"
 
 
-def ml_tables() -> dict[str, tuple[TableContract, str]]:
-    """The tables the ML graph stores: contract and the code version of the asset that writes it.
-
-    The one place that says where the ML tables' contracts are declared (`data_platform/contracts.py`).
-    """
+def ml_tables() -> dict[str, tuple[TableContract, str, str]]:
+    """The tables the ML graph stores: contract, the code version of the asset that writes it and the
+    module that declares the contract (the one place that says where each is declared)."""
     from data_platform.assets import features, ml
-    from data_platform.contracts import FEATURES, PERFORMANCE, PREDICTIONS
+    from data_platform.contracts import PERFORMANCE, PREDICTIONS
 
-    return {contract.name: (contract, version) for contract, version in (
-        (FEATURES, features.CODE_VERSION), (PREDICTIONS, ml.CODE_VERSION), (PERFORMANCE, ml.CODE_VERSION))}
+    return {contract.name: (contract, version, module) for contract, version, module in (
+        (features.CONTRACT, features.CODE_VERSION, "data_platform/assets/features.py"),
+        (PREDICTIONS, ml.CODE_VERSION, "data_platform/contracts.py"),
+        (PERFORMANCE, ml.CODE_VERSION, "data_platform/contracts.py"))}
 
 
 def stored_tables(names: Optional[list[str]] = None) -> dict[str, dict]:
@@ -51,9 +51,9 @@ def stored_tables(names: Optional[list[str]] = None) -> dict[str, dict]:
     for dataset in datasets.values():
         for contract in (dataset.raw, dataset.cleaned, dataset.quarantine):
             wanted[contract.name] = (dataset.name, lambda c=contract, d=dataset: dataset_contract(c, d))
-    for name, (contract, version) in ml_tables().items():
-        wanted[name] = (None, lambda c=contract, v=version: published_contract(
-            c, version=v, origin={"module": "data_platform/contracts.py", "codeVersion": v}))
+    for name, (contract, version, module) in ml_tables().items():
+        wanted[name] = (None, lambda c=contract, v=version, m=module: published_contract(
+            c, version=v, origin={"module": m, "codeVersion": v}))
     if names:
         unknown = [n for n in names if n not in wanted and n not in datasets]
         if unknown:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from data_platform import contracts
+from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
 from data_platform.settings import home_path
 
 SNAPSHOT_DIR = "snapshots"
@@ -43,7 +44,7 @@ class Snapshot:
     rows: int
 
 
-def canonical(frame: pd.DataFrame, contract=contracts.FEATURES) -> pd.DataFrame:
+def canonical(frame: pd.DataFrame, contract=FEATURES_CONTRACT) -> pd.DataFrame:
     """The frame in contract column order and dtypes, rows sorted by the flight key."""
     import pandas as pd
 
@@ -118,7 +119,7 @@ def read_snapshot(path: str | Path, expected_digest: Optional[str] = None) -> pd
 def read_feature_window(conn, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Feature rows of days first..last from the warehouse, canonical."""
     frame = conn.execute(
-        f"SELECT * FROM {contracts.FEATURES.name} WHERE day BETWEEN ? AND ?", [first, last]
+        f"SELECT * FROM {FEATURES_CONTRACT.name} WHERE day BETWEEN ? AND ?", [first, last]
     ).df()
     return canonical(frame)
 
@@ -127,9 +128,9 @@ def stored_feature_days(conn) -> list[dt.date]:
     """Every day with feature rows, oldest first."""
     from data_platform.warehouse import table_exists
 
-    if not table_exists(conn, contracts.FEATURES.name):
+    if not table_exists(conn, FEATURES_CONTRACT.name):
         return []
-    return [row[0] for row in conn.execute(f"SELECT DISTINCT day FROM {contracts.FEATURES.name} ORDER BY day").fetchall()]
+    return [row[0] for row in conn.execute(f"SELECT DISTINCT day FROM {FEATURES_CONTRACT.name} ORDER BY day").fetchall()]
 
 
 def missing_feature_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
@@ -137,11 +138,11 @@ def missing_feature_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     from data_platform.partitions import days_between
     from data_platform.warehouse import table_exists
 
-    if not table_exists(conn, contracts.FEATURES.name):
+    if not table_exists(conn, FEATURES_CONTRACT.name):
         return days_between(first, last)
     present = {
         row[0] for row in conn.execute(
-            f"SELECT DISTINCT day FROM {contracts.FEATURES.name} WHERE day BETWEEN ? AND ?", [first, last]
+            f"SELECT DISTINCT day FROM {FEATURES_CONTRACT.name} WHERE day BETWEEN ? AND ?", [first, last]
         ).fetchall()
     }
     return [day for day in days_between(first, last) if day not in present]

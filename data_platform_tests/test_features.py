@@ -8,7 +8,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data_platform import contracts
 from data_platform.assets import features as F
 from data_platform.runner import materialize_days
 from data_platform_tests.ml_fixtures import seeded_home, seeded_warehouse  # noqa: F401  (fixtures)
@@ -91,12 +90,12 @@ def test_weather_is_observed_at_or_before_the_cutoff_and_never_in_the_flights_ho
 
 
 def test_outcomes_are_never_features_and_the_lists_match_the_contract():
-    columns = set(contracts.FEATURES.columns)
+    columns = set(F.CONTRACT.columns)
     assert not set(F.FORBIDDEN) & set(F.FEATURES)
     assert not {"dep_delay", "arr_delay", "dep_time", "arr_time", "air_time"} & columns
     assert set(F.FEATURES) <= columns and F.LABEL in columns and set(F.FLIGHT_KEY) <= columns
     assert len(F.FEATURES) == len(set(F.FEATURES))
-    assert contracts.CONTRACTS["features.flight_features"] is contracts.FEATURES
+    assert F.FEATURES == F.CATEGORICAL_FEATURES + F.SCHEDULE_FEATURES + F.PLANE_FEATURES + F.WEATHER_FEATURES + F.TRAILING_FEATURES
 
 
 def test_trailing_rates_use_earlier_days_and_exclusions_are_counted(seeded_home, instance, resources, warehouse):
@@ -230,17 +229,55 @@ def test_trailing_rates_count_only_outcomes_known_at_the_earliest_cutoff_of_the_
     assert (before["origin_delay_rate_1d"] != on_d2(_features(warehouse))["origin_delay_rate_1d"]).any()
 
 
-def test_column_lineage_is_derived_from_the_feature_declarations(monkeypatch):
-    def deps(lineage, column):
-        return {(dep.asset_key.to_user_string(), dep.column_name) for dep in lineage.deps_by_column[column]}
+def _deps(lineage, column):
+    return {(dep.asset_key.to_user_string(), dep.column_name) for dep in lineage.deps_by_column[column]}
 
+
+def test_column_lineage_is_derived_from_the_feature_declarations():
     lineage = F._lineage()
-    assert set(lineage.deps_by_column) == set(contracts.FEATURES.columns)
-    assert deps(lineage, "plane_seats") == {("cleaned/flights", "tailnum"), ("raw/planes", "tailnum"), ("raw/planes", "seats")}
-    assert deps(lineage, "sched_dep_minute_of_day") == {("cleaned/flights", "hour"), ("cleaned/flights", "minute")}
-    # a new declaration reading existing inputs: its lineage follows without another edit
-    from data_platform.feature_expressions import Col, Ratio
+    assert set(lineage.deps_by_column) == set(F.CONTRACT.columns)
+    assert _deps(lineage, "plane_seats") == {("cleaned/flights", "tailnum"), ("cleaned/planes", "tailnum"),
+                                             ("cleaned/planes", "seats")}
+    assert _deps(lineage, "sched_dep_minute_of_day") == {("cleaned/flights", "hour"), ("cleaned/flights", "minute")}
 
-    monkeypatch.setitem(F.FEATURE_DEFINITIONS, "wx_temp_per_seat", Ratio(Col("w_temp"), Col("p_seats")))
-    added = deps(F._lineage(), "wx_temp_per_seat")
-    assert added == deps(lineage, "wx_temp") | deps(lineage, "plane_seats")
+
+def test_a_new_declaration_reaches_the_sql_the_service_the_catalog_and_the_lineage(seeded_warehouse):
+    """Two declarations added, nothing else edited: one reads inputs other features read, one a planes
+    column no feature read so far. Both are computed by the offline SQL on real rows (checked against
+    the cleaned tables) and by the online function, and appear in the catalog schema and the lineage."""
+    from data_platform.contracts import at_least, column, column_schema
+    from data_platform.feature_expressions import Col, Ratio, compile_python
+
+    declarations = [
+        *F.DECLARATIONS,
+        F.Feature("wx_temp_per_seat", Ratio(Col("w_temp"), Col("p_seats")),
+                  column("DOUBLE", "Origin temperature per seat.", rules=[at_least(0)]), "weather"),
+        F.Feature("plane_manufacturer", Col("p_manufacturer"), column("VARCHAR", "Manufacturer of the plane."),
+                  "plane", categorical=True),
+    ]
+    day = dt.date(2013, 1, 15)
+    with duckdb.connect(str(seeded_warehouse), read_only=True) as conn:
+        frame = conn.execute(F.feature_query(declarations),
+                             {"first": day, "last": day, "holidays": F.federal_holidays(day, day)}).df()
+        planes = conn.execute("SELECT tailnum, manufacturer FROM cleaned.planes").df()
+    both = frame.dropna(subset=["wx_temp", "plane_seats"])
+    assert len(both) > 500
+    assert ((both["wx_temp_per_seat"] - both["wx_temp"] / both["plane_seats"]).abs() < 1e-12).all()
+    expected = frame[["tailnum"]].merge(planes, on="tailnum", how="left")["manufacturer"]
+    assert frame["plane_manufacturer"].notna().sum() > 500
+    assert frame["plane_manufacturer"].fillna("").tolist() == expected.fillna("").tolist()
+
+    online = compile_python(F.definitions(declarations))
+    row = {name: None for name in F.input_columns(declarations)} | {
+        "w_temp": 40.0, "p_seats": 200, "p_manufacturer": "EMBRAER", F.HOLIDAYS_PARAM: []}
+    assert {k: online(row)[k] for k in ("wx_temp_per_seat", "plane_manufacturer")} == {
+        "wx_temp_per_seat": 0.2, "plane_manufacturer": "EMBRAER"}
+
+    schema = {c.name: c for c in column_schema(F.table_contract(declarations)).columns}
+    assert (schema["wx_temp_per_seat"].type, schema["wx_temp_per_seat"].constraints.other) == ("DOUBLE", ["at least 0"])
+    assert schema["plane_manufacturer"].description == "Manufacturer of the plane."
+
+    lineage = F._lineage(declarations)
+    assert _deps(lineage, "wx_temp_per_seat") == _deps(lineage, "wx_temp") | _deps(lineage, "plane_seats")
+    assert _deps(lineage, "plane_manufacturer") == {("cleaned/flights", "tailnum"), ("cleaned/planes", "tailnum"),
+                                                    ("cleaned/planes", "manufacturer")}

@@ -84,32 +84,15 @@ PARTITIONS = _calendar()
 CLEANED_FLIGHTS = AssetKey(["cleaned", "flights"])
 CLEANED_WEATHER = AssetKey(["cleaned", "weather"])
 CLEANED_AIRPORTS = AssetKey(["cleaned", "airports"])
-RAW_PLANES = AssetKey(["raw", "planes"])
+CLEANED_PLANES = AssetKey(["cleaned", "planes"])
 FEATURES_KEY = AssetKey(["features", "flight_features"])
 # The reference tables the features read, and what they are built from (materialize them first).
-REFERENCE_INPUTS = [RAW_PLANES, AssetKey(["raw", "airports"]), CLEANED_AIRPORTS]
+REFERENCE_INPUTS = [AssetKey(["raw", "planes"]), CLEANED_PLANES, AssetKey(["raw", "airports"]), CLEANED_AIRPORTS]
 
 # --- the names other modules use ------------------------------------------------------------
 
 FLIGHT_KEY = ["day", "carrier", "flight", "origin"]
 LABEL = "is_delayed"
-CATEGORICAL_FEATURES = ["carrier", "origin", "dest", "plane_engine"]
-SCHEDULE_FEATURES = [
-    "distance", "sched_dep_hour", "sched_dep_minute_of_day", "sched_arr_minute_of_day",
-    "day_of_week", "day_of_year", "month", "days_to_holiday", "origin_departures_in_hour",
-]
-PLANE_FEATURES = ["plane_age", "plane_seats", "plane_engines"]
-WEATHER_FEATURES = [
-    "wx_temp", "wx_dewp", "wx_humid", "wx_wind_dir", "wx_wind_speed", "wx_wind_gust",
-    "wx_precip", "wx_pressure", "wx_visib", "wx_age_minutes",
-]
-TRAILING_FEATURES = [
-    "carrier_origin_delay_rate_7d", "carrier_origin_flights_7d", "carrier_delay_rate_7d",
-    "origin_delay_rate_1d", "origin_delay_rate_7d", "origin_cancel_rate_1d",
-    "dest_delay_rate_7d", "flight_delay_rate_28d", "flight_flights_28d",
-]
-NUMERICAL_FEATURES = SCHEDULE_FEATURES + PLANE_FEATURES + WEATHER_FEATURES + TRAILING_FEATURES
-FEATURES = CATEGORICAL_FEATURES + NUMERICAL_FEATURES
 # Columns that describe the outcome or happen after the cut-off: never a feature.
 FORBIDDEN = [
     "dep_delay", "arr_delay", "dep_time", "arr_time", "air_time", "cancelled", "diverted", LABEL,
@@ -127,29 +110,30 @@ def federal_holidays(first: dt.date, last: dt.date) -> list[dt.date]:
     return [day.date() for day in days]
 
 
-# --- one definition per feature ---------------------------------------------------------------
+# --- one declaration per feature --------------------------------------------------------------
 #
 # A feature is computed in two steps, each defined once here:
 #
 # 1. *Inputs*: the flight's own published facts, plus rows matched to it from relations that are
 #    known at its cut-off: aggregates of earlier days per entity (`AGGREGATES`, SQL), the published
 #    schedule count of its origin and hour, the plane registry, and the last origin weather
-#    observation at or before the cut-off. Offline, `FEATURE_QUERY` joins them in the warehouse; the
+#    observation at or before the cut-off. Offline, `feature_query` joins them in the warehouse; the
 #    online store (`ml/online_features`) holds the rows of the same relations, computed by the same
 #    SQL (`online_relation_query`), and the service looks them up by the same keys.
-# 2. *Features*: `FEATURE_DEFINITIONS`, expressions over one row of inputs, declared once in the
-#    small expression language of `data_platform.feature_expressions` and compiled to SQL for the
-#    offline asset and to Python for the online service.
+# 2. *Features*: `DECLARATIONS`, one `Feature` each: an expression over one row of inputs (in the
+#    small expression language of `data_platform.feature_expressions`, compiled to SQL for the
+#    offline asset and to Python for the online service), its contract column and its use by the
+#    model. The feature lists, the features contract, the column lineage and the inputs each source
+#    must provide (hence the online store's relations) are derived from them.
+#
+# An input column's name says where it comes from: `p_<column>` is the flight's plane's <column> in
+# cleaned.planes, `w_<column>` the matched origin weather observation's <column> in cleaned.weather,
+# an aggregate's input (`AGGREGATES`) or `departures_in_hour` a matched relation's value, and any
+# other name the flight's own column in cleaned.flights.
 
 LOCAL_TIMEZONE = "America/New_York"  # the source's local time: year/month/day/hour/minute are NYC
 HOLIDAYS_PARAM = "holidays"
-
-# Input columns per source. Weather columns are prefixed: `w_temp` is the matched observation's temp.
-WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-FLIGHT_INPUTS = ["day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc", "distance",
-                 "hour", "minute", "sched_arr_time"]
-PLANE_INPUTS = {"p_year": "year", "p_seats": "seats", "p_engines": "engines", "p_engine": "engine"}
-WEATHER_INPUTS = {"w_observed_at": "observed_at", **{f"w_{name}": name for name in WEATHER_COLUMNS}}
+PLANE_PREFIX, WEATHER_PREFIX = "p_", "w_"
 
 
 @dataclass(frozen=True)
@@ -204,11 +188,6 @@ AGGREGATE_INPUTS = {column for aggregate in AGGREGATES for column in aggregate.i
 
 # The published schedule of a day (cancelled flights were scheduled too), per origin and local hour.
 DEPARTURES_IN_HOUR_SQL = "SELECT day, origin, hour, count(*) AS n FROM flights GROUP BY ALL"
-PLANES_SQL = """
-    SELECT tailnum, any_value(TRY_CAST(year AS INTEGER)) AS year, any_value(TRY_CAST(seats AS INTEGER)) AS seats,
-           any_value(TRY_CAST(engines AS INTEGER)) AS engines, any_value(engine) AS engine
-    FROM raw.planes GROUP BY tailnum"""
-
 
 CUTOFF = HoursBefore(Col("sched_dep_utc"), CUTOFF_HOURS)
 # The matched observation counts only when it is at most WEATHER_MAX_AGE_HOURS older than the cut-off.
@@ -216,37 +195,173 @@ _FRESH = Col("w_observed_at") >= HoursBefore(CUTOFF, WEATHER_MAX_AGE_HOURS)
 _OBSERVED = When(_FRESH, Col("w_observed_at"))
 _DAY = Col("day")
 
-FEATURE_DEFINITIONS: dict[str, Expr] = {
-    **{name: Col(name) for name in ("day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc")},
-    "cutoff_utc": CUTOFF,
-    "distance": Col("distance"),
-    "sched_dep_hour": Col("hour"),
-    "sched_dep_minute_of_day": Col("hour") * 60 + Col("minute"),
-    "sched_arr_minute_of_day": (Col("sched_arr_time") // 100) * 60 + Col("sched_arr_time") % 100,
-    "day_of_week": DatePart("isodow", _DAY),
-    "day_of_year": DatePart("dayofyear", _DAY),
-    "month": DatePart("month", _DAY),
-    "days_to_holiday": DaysToNearest(_DAY, HOLIDAYS_PARAM),
-    "origin_departures_in_hour": Col("departures_in_hour"),
-    "plane_age": DatePart("year", _DAY) - Col("p_year"),
-    "plane_seats": Col("p_seats"),
-    "plane_engines": Col("p_engines"),
-    "plane_engine": Col("p_engine"),
-    "weather_observed_at": _OBSERVED,
-    **{f"wx_{name}": When(_FRESH, Col(f"w_{name}")) for name in WEATHER_COLUMNS},
-    "wx_age_minutes": MinutesBetween(_OBSERVED, CUTOFF),
-    "carrier_origin_delay_rate_7d": Ratio(Col("tco_k"), Col("tco_n")),
-    "carrier_origin_flights_7d": Coalesce(Col("tco_n"), Const(0)),
-    "carrier_delay_rate_7d": Ratio(Col("tc_k"), Col("tc_n")),
-    "origin_delay_rate_1d": Ratio(Col("tor_k1"), Col("tor_n1")),
-    "origin_delay_rate_7d": Ratio(Col("tor_k7"), Col("tor_n7")),
-    "origin_cancel_rate_1d": Ratio(Col("tor_c1"), Col("tor_s1")),
-    "dest_delay_rate_7d": Ratio(Col("td_k"), Col("td_n")),
-    "flight_delay_rate_28d": Ratio(Col("tf_k"), Col("tf_n")),
-    "flight_flights_28d": Coalesce(Col("tf_n"), Const(0)),
-}
-# Every input column a feature reads (the online path must provide each one).
-FEATURE_INPUTS = sorted(set().union(*(e.columns() for e in FEATURE_DEFINITIONS.values())))
+
+@dataclass(frozen=True)
+class Feature:
+    """A column of features/flight_features, declared once: its expression over input columns, its
+    contract column (SQL type, description, nullability, rules) and, for a model input, its `group`
+    and whether the model encodes it as a category. Keys and bookkeeping columns have no group."""
+
+    name: str
+    expression: Expr
+    column: contracts.Column
+    group: str = ""
+    categorical: bool = False
+
+
+def _weather(name: str, description: str) -> Feature:
+    return Feature(f"wx_{name}", When(_FRESH, Col(f"w_{name}")),
+                   contracts.column("DOUBLE", f"Origin {description}, last observation before the cut-off."), "weather")
+
+
+def _rate(name: str, numerator: str, denominator: str, description: str) -> Feature:
+    return Feature(name, Ratio(Col(numerator), Col(denominator)), contracts.column(
+        "DOUBLE", description + " Share with arr_delay > 15 of the completed flights that had arrived by day "
+        "D's earliest cut-off; missing without history.", rules=[contracts.between(0.0, 1.0)]), "trailing")
+
+
+def _count(name: str, value: str, description: str) -> Feature:
+    return Feature(name, Coalesce(Col(value), Const(0)),
+                   contracts.column("INTEGER", description, False, [contracts.at_least(0)]), "trailing")
+
+
+_c, _between, _at_least, _greater_than = contracts.column, contracts.between, contracts.at_least, contracts.greater_than
+
+DECLARATIONS: list[Feature] = [
+    Feature("day", _DAY, contracts.partition_day("Partition: local scheduled departure date.")),
+    Feature("carrier", Col("carrier"), _c("VARCHAR", "Two-letter carrier code (feature).", False), "route",
+            categorical=True),
+    Feature("flight", Col("flight"), _c("INTEGER", "Flight number (key, not a feature).", False)),
+    Feature("origin", Col("origin"), _c("VARCHAR", "Origin airport (feature).", False), "route", categorical=True),
+    Feature("dest", Col("dest"), _c("VARCHAR", "Destination airport (feature).", False), "route", categorical=True),
+    Feature("tailnum", Col("tailnum"), _c("VARCHAR", "Plane tail number (not a feature); missing stays missing.")),
+    Feature("sched_dep_utc", Col("sched_dep_utc"), _c("TIMESTAMPTZ", "Scheduled departure (UTC).", False)),
+    Feature("cutoff_utc", CUTOFF, _c("TIMESTAMPTZ", "Prediction time: scheduled departure minus 2 hours (UTC).", False)),
+    Feature("distance", Col("distance"), _c("DOUBLE", "Route distance in miles.", False, [_greater_than(0)]), "schedule"),
+    Feature("sched_dep_hour", Col("hour"), _c("INTEGER", "Scheduled departure hour, local.", False, [_between(0, 23)]),
+            "schedule"),
+    Feature("sched_dep_minute_of_day", Col("hour") * 60 + Col("minute"),
+            _c("INTEGER", "Scheduled departure, minutes after local midnight.", False, [_between(0, 1439)]), "schedule"),
+    Feature("sched_arr_minute_of_day", (Col("sched_arr_time") // 100) * 60 + Col("sched_arr_time") % 100,
+            _c("INTEGER", "Scheduled arrival, minutes after local midnight at destination.", rules=[_between(0, 1439)]),
+            "schedule"),
+    Feature("day_of_week", DatePart("isodow", _DAY),
+            _c("INTEGER", "ISO day of week of the flight date (1 = Monday).", False, [_between(1, 7)]), "schedule"),
+    Feature("day_of_year", DatePart("dayofyear", _DAY),
+            _c("INTEGER", "Day of year of the flight date.", False, [_between(1, 366)]), "schedule"),
+    Feature("month", DatePart("month", _DAY), _c("INTEGER", "Month of the flight date.", False, [_between(1, 12)]),
+            "schedule"),
+    Feature("days_to_holiday", DaysToNearest(_DAY, HOLIDAYS_PARAM),
+            _c("INTEGER", "Days to the nearest US federal holiday (either side).", False, [_at_least(0)]), "schedule"),
+    Feature("origin_departures_in_hour", Col("departures_in_hour"),
+            _c("INTEGER", "Scheduled departures at the origin in the same local hour (published schedule, cancelled "
+               "flights included).", False, [_greater_than(0)]), "schedule"),
+    Feature("plane_age", DatePart("year", _DAY) - Col("p_year"),
+            _c("INTEGER", "Flight year minus year manufactured; missing when unknown."), "plane"),
+    Feature("plane_seats", Col("p_seats"),
+            _c("INTEGER", "Seats of the plane; missing when the tailnum is unknown.", rules=[_greater_than(0)]), "plane"),
+    Feature("plane_engines", Col("p_engines"), _c("INTEGER", "Number of engines; missing when the tailnum is unknown."),
+            "plane"),
+    Feature("plane_engine", Col("p_engine"), _c("VARCHAR", "Engine type; missing when the tailnum is unknown."),
+            "plane", categorical=True),
+    Feature("weather_observed_at", _OBSERVED,
+            _c("TIMESTAMPTZ", "Time of the origin weather observation used: the last one at or before the cut-off, "
+               "missing when older than 6 h.")),
+    Feature("wx_temp", When(_FRESH, Col("w_temp")),
+            _c("DOUBLE", "Origin temperature (°F) at the last observation before the cut-off."), "weather"),
+    _weather("dewp", "dew point (°F)"),
+    _weather("humid", "relative humidity (%)"),
+    _weather("wind_dir", "wind direction (degrees)"),
+    _weather("wind_speed", "wind speed (mph)"),
+    _weather("wind_gust", "gust speed (mph)"),
+    _weather("precip", "precipitation (in)"),
+    _weather("pressure", "sea level pressure (mb)"),
+    _weather("visib", "visibility (mi)"),
+    Feature("wx_age_minutes", MinutesBetween(_OBSERVED, CUTOFF),
+            _c("INTEGER", "Minutes between that observation and the cut-off.", rules=[_between(0, 360)]), "weather"),
+    _rate("carrier_origin_delay_rate_7d", "tco_k", "tco_n", "Carrier x origin, days D-7..D-1."),
+    _count("carrier_origin_flights_7d", "tco_n", "Completed carrier x origin flights in days D-7..D-1."),
+    _rate("carrier_delay_rate_7d", "tc_k", "tc_n", "Carrier, days D-7..D-1."),
+    _rate("origin_delay_rate_1d", "tor_k1", "tor_n1", "Origin, day D-1."),
+    _rate("origin_delay_rate_7d", "tor_k7", "tor_n7", "Origin, days D-7..D-1."),
+    Feature("origin_cancel_rate_1d", Ratio(Col("tor_c1"), Col("tor_s1")),
+            _c("DOUBLE", "Cancelled share of the origin's day D-1 flights whose fate was known at day D's earliest "
+               "cut-off (departed, or cancelled).", rules=[_between(0.0, 1.0)]), "trailing"),
+    _rate("dest_delay_rate_7d", "td_k", "td_n", "Destination, days D-7..D-1."),
+    _rate("flight_delay_rate_28d", "tf_k", "tf_n", "Same carrier, flight number and origin, days D-28..D-1."),
+    _count("flight_flights_28d", "tf_n", "Completed flights of the same flight number in days D-28..D-1."),
+]
+
+# --- what derives from the declarations ---------------------------------------------------------
+
+LABEL_COLUMN = contracts.column("BOOLEAN", f"Label: arrived more than {DELAY_MINUTES} minutes late "
+                                f"(arr_delay > {DELAY_MINUTES}).", False)
+
+
+def definitions(declarations: list[Feature]) -> dict[str, Expr]:
+    return {feature.name: feature.expression for feature in declarations}
+
+
+def _weather_known_at_cutoff(frame):
+    """Per row: weather is never observed after the flight's cut-off (2 h before scheduled departure)."""
+    observed = frame["weather_observed_at"]
+    return observed.isna() | (observed <= frame["cutoff_utc"])
+
+
+def _cutoff_two_hours_before(frame):
+    """Per row: the cut-off is exactly 2 hours before the scheduled departure."""
+    import pandas as pd
+
+    return frame["sched_dep_utc"] - frame["cutoff_utc"] == pd.Timedelta(hours=CUTOFF_HOURS)
+
+
+def table_contract(declarations: list[Feature]) -> contracts.TableContract:
+    """The features table's contract: a column per declaration, then the label."""
+    return contracts.TableContract(
+        name="features.flight_features",
+        description=(
+            f"One row per completed flight: what is known {CUTOFF_HOURS} hours before scheduled departure, and the "
+            f"label {LABEL} (arr_delay > {DELAY_MINUTES} min). Cancelled and diverted flights are excluded."
+        ),
+        unique=tuple(FLIGHT_KEY),
+        frame_checks=(
+            contracts.FrameCheck("weather_known_at_cutoff", "weather observed after the cut-off", _weather_known_at_cutoff),
+            contracts.FrameCheck("cutoff_two_hours_before", "cut-off is not 2 h before scheduled departure",
+                                 _cutoff_two_hours_before),
+        ),
+        columns={**{feature.name: feature.column for feature in declarations}, LABEL: LABEL_COLUMN},
+    )
+
+
+def input_columns(declarations: list[Feature]) -> list[str]:
+    """Every input column the declarations read (each path must provide each one)."""
+    return sorted(set().union(*(feature.expression.columns() for feature in declarations)))
+
+
+def source_inputs(declarations: list[Feature]) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """The inputs read from the flight's own row, and {input: column} of the plane and of the weather
+    observation (the observation's time always: it is how the observation is matched)."""
+    names = input_columns(declarations)
+    planes = {name: name[len(PLANE_PREFIX):] for name in names if name.startswith(PLANE_PREFIX)}
+    weather = {f"{WEATHER_PREFIX}observed_at": "observed_at",
+               **{name: name[len(WEATHER_PREFIX):] for name in names if name.startswith(WEATHER_PREFIX)}}
+    matched = {*planes, *weather, *AGGREGATE_INPUTS, "departures_in_hour"}
+    return [name for name in names if name not in matched], planes, weather
+
+
+FEATURE_DEFINITIONS = definitions(DECLARATIONS)
+FEATURE_INPUTS = input_columns(DECLARATIONS)
+FLIGHT_INPUTS, PLANE_INPUTS, WEATHER_INPUTS = source_inputs(DECLARATIONS)
+WEATHER_COLUMNS = [column for column in WEATHER_INPUTS.values() if column != "observed_at"]
+CONTRACT = table_contract(DECLARATIONS)
+
+_MODEL_INPUTS = [feature for feature in DECLARATIONS if feature.group]
+CATEGORICAL_FEATURES = [feature.name for feature in _MODEL_INPUTS if feature.categorical]
+NUMERICAL_FEATURES = [feature.name for feature in _MODEL_INPUTS if not feature.categorical]
+SCHEDULE_FEATURES, PLANE_FEATURES, WEATHER_FEATURES, TRAILING_FEATURES = (
+    [feature.name for feature in _MODEL_INPUTS if feature.group == group and not feature.categorical]
+    for group in ("schedule", "plane", "weather", "trailing"))
+FEATURES = CATEGORICAL_FEATURES + NUMERICAL_FEATURES
 
 
 def _history_sql(history_last: str) -> str:
@@ -271,7 +386,7 @@ def _history_sql(history_last: str) -> str:
     WHERE f.day BETWEEN $first::DATE - {LOOKBACK_DAYS} AND {history_last}"""
 
 
-def _sources(target_days: str, history_last: str) -> str:
+def _sources(target_days: str, history_last: str, plane_columns=PLANE_INPUTS.values()) -> str:
     """The CTEs every feature relation is built from, for flights of $first..$last."""
     return f"""
 flights AS (
@@ -290,8 +405,7 @@ horizons AS (
 ),
 {",".join(f"{os.linesep}{a.name} AS ({a.sql}{os.linesep})" for a in AGGREGATES)},
 departures_in_hour AS ({DEPARTURES_IN_HOUR_SQL}),
-planes AS ({PLANES_SQL}
-),
+planes AS (SELECT {", ".join(["tailnum", *plane_columns])} FROM cleaned.planes),
 weather AS (
     SELECT * FROM cleaned.weather WHERE day BETWEEN $first::DATE - 1 AND $last
 )"""
@@ -302,20 +416,23 @@ def _aggregate_join(aggregate: Aggregate, alias: str) -> str:
     return f"LEFT JOIN {aggregate.name} {alias} ON {on}"
 
 
-FEATURE_QUERY = f"""
-WITH {_sources("SELECT DISTINCT day FROM flights", "$last::DATE - 1")},
+def feature_query(declarations: list[Feature]) -> str:
+    """The features of the flights of $first..$last, with the label, as the declarations say."""
+    flight_inputs, plane_inputs, weather_inputs = source_inputs(declarations)
+    return f"""
+WITH {_sources("SELECT DISTINCT day FROM flights", "$last::DATE - 1", plane_inputs.values())},
 -- the last origin observation at or before each flight's cut-off
 matched_weather AS (
     SELECT f.day, f.carrier, f.flight, f.origin,
-           {", ".join(f"w.{column} AS {name}" for name, column in WEATHER_INPUTS.items())}
+           {", ".join(f"w.{column} AS {name}" for name, column in weather_inputs.items())}
     FROM flights f ASOF LEFT JOIN weather w
       ON f.origin = w.origin AND f.cutoff_utc >= w.observed_at
 ),
 inputs AS (
-    SELECT {", ".join(f"f.{name}" for name in FLIGHT_INPUTS)}, f.arr_delay, f.cancelled, f.diverted,
+    SELECT {", ".join(f"f.{name}" for name in flight_inputs)}, f.arr_delay, f.cancelled, f.diverted,
            dh.n AS departures_in_hour,
-           {", ".join(f"p.{column} AS {name}" for name, column in PLANE_INPUTS.items())},
-           {", ".join(f"mw.{name}" for name in WEATHER_INPUTS)},
+           {"".join(f"p.{column} AS {name}, " for name, column in plane_inputs.items())}
+           {", ".join(f"mw.{name}" for name in weather_inputs)},
            {", ".join(f"a{i}.{column} AS {name}" for i, a in enumerate(AGGREGATES) for name, column in a.inputs.items())}
     FROM flights f
     LEFT JOIN matched_weather mw USING (day, carrier, flight, origin)
@@ -324,11 +441,18 @@ inputs AS (
     {(os.linesep + "    ").join(_aggregate_join(a, f"a{i}") for i, a in enumerate(AGGREGATES))}
 )
 SELECT
-    {select_list(FEATURE_DEFINITIONS)},
+    {select_list(definitions(declarations))},
     arr_delay > {DELAY_MINUTES} AS {LABEL}
 FROM inputs
 WHERE NOT cancelled AND NOT diverted
 """
+
+
+FEATURE_QUERY = feature_query(DECLARATIONS)
+# What a scoring request gives of the flight's own row; its other inputs are looked up in its
+# published schedule (the online store's `schedule` relation).
+REQUEST_INPUTS = ["day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_utc", "hour", "minute"]
+SCHEDULE_INPUTS = [name for name in FLIGHT_INPUTS if name not in REQUEST_INPUTS]
 
 # What the online store holds, per relation: the same SQL, for the as-of days $first..$last + 1 (the
 # day after the newest data serves flights later than the data).
@@ -342,7 +466,7 @@ def online_relation_query(relation: str) -> str:
     sources = _sources("SELECT range::DATE AS day FROM range($first::DATE, $last::DATE + 2, INTERVAL 1 DAY)", "$last")
     body = {
         "departures_in_hour": "SELECT * FROM departures_in_hour",
-        "schedule": "SELECT day, carrier, flight, origin, dest, tailnum, distance, sched_arr_time FROM flights",
+        "schedule": f"SELECT {', '.join(['day', 'carrier', 'flight', 'origin', 'dest', 'tailnum', *SCHEDULE_INPUTS])} FROM flights",
         "weather": f"SELECT day, origin, {', '.join(WEATHER_INPUTS.values())} FROM weather WHERE day BETWEEN $first AND $last",
         "planes": "SELECT * FROM planes",
         # A route's distance: the most common one in the range (two routes have two distances in 2013).
@@ -351,7 +475,7 @@ def online_relation_query(relation: str) -> str:
     return f"WITH {sources}\n{body}"
 
 
-def _lineage() -> TableColumnLineage:
+def _lineage(declarations: list[Feature] = DECLARATIONS) -> TableColumnLineage:
     """Column lineage derived from the declarations: a feature depends on the source columns of every
     input its expression reads, and an input on the columns it is read or matched by."""
     def on(key: AssetKey, *columns: str) -> list[TableColumnDep]:
@@ -359,22 +483,23 @@ def _lineage() -> TableColumnLineage:
 
     history = on(CLEANED_FLIGHTS, "day", "arr_delay", "cancelled", "diverted", "sched_dep_utc", "dep_delay",
                  "arr_time", "dest") + on(CLEANED_AIRPORTS, "faa", "tzone")
+    flight_inputs, plane_inputs, weather_inputs = source_inputs(declarations)
     inputs = {
-        **{name: on(CLEANED_FLIGHTS, name) for name in FLIGHT_INPUTS},
+        **{name: on(CLEANED_FLIGHTS, name) for name in flight_inputs},
         "departures_in_hour": on(CLEANED_FLIGHTS, "day", "origin", "hour"),
-        **{name: on(CLEANED_FLIGHTS, "tailnum") + on(RAW_PLANES, "tailnum", column) for name, column in PLANE_INPUTS.items()},
+        **{name: on(CLEANED_FLIGHTS, "tailnum") + on(CLEANED_PLANES, "tailnum", column) for name, column in plane_inputs.items()},
         **{name: on(CLEANED_FLIGHTS, "origin", "sched_dep_utc") + on(CLEANED_WEATHER, "origin", "observed_at", column)
-           for name, column in WEATHER_INPUTS.items()},
+           for name, column in weather_inputs.items()},
         **{name: on(CLEANED_FLIGHTS, *a.keys) + history for a in AGGREGATES for name in a.inputs},
     }
-    deps = {feature: list(dict.fromkeys(dep for name in sorted(expression.columns()) for dep in inputs[name]))
-            for feature, expression in FEATURE_DEFINITIONS.items()}
+    deps = {feature.name: list(dict.fromkeys(dep for name in sorted(feature.expression.columns()) for dep in inputs[name]))
+            for feature in declarations}
     return TableColumnLineage(deps_by_column={**deps, LABEL: on(CLEANED_FLIGHTS, "arr_delay")})
 
 
 def compute_features(conn, first: dt.date, last: dt.date) -> dict[str, dict]:
     """Write features for days first..last (one transaction); returns per-day counts for metadata."""
-    contract = contracts.FEATURES
+    contract = CONTRACT
     params = {"first": first, "last": last, HOLIDAYS_PARAM: federal_holidays(first, last)}
     with transaction(conn):
         replace_days(conn, contract, f"SELECT * FROM ({FEATURE_QUERY})", params, first, last)
@@ -438,8 +563,8 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     # mapping here would make a UI backfill of a month also target the features (and predictions) of the
     # 28 days after it, whose flights are not loaded, and those runs fail. Missing history is unknown
     # history: the trailing features of such a day are NULL, never computed from later days.
-    deps=[CLEANED_FLIGHTS, CLEANED_WEATHER, AssetDep(RAW_PLANES), AssetDep(CLEANED_AIRPORTS)],
-    metadata={**table_definition_metadata(contracts.FEATURES), "dagster/column_lineage": _lineage()},
+    deps=[CLEANED_FLIGHTS, CLEANED_WEATHER, AssetDep(CLEANED_PLANES), AssetDep(CLEANED_AIRPORTS)],
+    metadata={**table_definition_metadata(CONTRACT), "dagster/column_lineage": _lineage()},
 )
 def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
     first, last = run_days(context)
@@ -452,7 +577,7 @@ def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -
                 allow_retries=False,
             )
         outcome = compute_features(conn, first, last)
-        stats = partition_stats(conn, contracts.FEATURES, first, last)
+        stats = partition_stats(conn, CONTRACT, first, last)
     record_partitions(context, stats, **outcome)
     rows = sum(s.rows for s in stats.values())
     excluded = {name: sum(outcome[name].values()) for name in ("cancelled_excluded", "diverted_excluded")}

@@ -36,6 +36,7 @@ from pydantic import Field
 
 from data_platform import contracts, training_set
 from data_platform.assets.features import CODE_VERSION as FEATURES_CODE_VERSION
+from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
 from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, FLIGHT_KEY, LABEL, PARTITIONS
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore
@@ -156,8 +157,8 @@ def _read_windows(conn, windows, explicit: bool):
     train = training_set.read_feature_window(conn, train_first, train_last)
     holdout = training_set.read_feature_window(conn, holdout_first, holdout_last)
     versions = {
-        "training": partition_stats(conn, contracts.FEATURES, train_first, train_last),
-        "holdout": partition_stats(conn, contracts.FEATURES, holdout_first, holdout_last),
+        "training": partition_stats(conn, FEATURES_CONTRACT, train_first, train_last),
+        "holdout": partition_stats(conn, FEATURES_CONTRACT, holdout_first, holdout_last),
     }
     return train, holdout, versions
 
@@ -456,7 +457,7 @@ def _scored_without_champion(context: AssetExecutionContext) -> bool:
 PERFORMANCE_QUERY = f"""
 SELECT p.day, p.probability, p.model_version, f.{LABEL}
 FROM {contracts.PREDICTIONS.name} p
-JOIN {contracts.FEATURES.name} f USING ({", ".join(FLIGHT_KEY)})
+JOIN {FEATURES_CONTRACT.name} f USING ({", ".join(FLIGHT_KEY)})
 WHERE p.day BETWEEN ? AND ?
 """
 

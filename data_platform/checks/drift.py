@@ -38,6 +38,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from data_platform import contracts, drift, training_set
+from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
 from data_platform.assets.features import CATEGORICAL_FEATURES, FEATURES_KEY, FLIGHT_KEY, NUMERICAL_FEATURES, PARTITIONS
 from data_platform.assets.ml import MODEL_KEY, PREDICTIONS_KEY
 from data_platform.metadata import OWNER
@@ -124,7 +125,7 @@ def feature_reference(policy: drift.DriftPolicy, conn, mlflow: MlflowStore) -> O
     window = drift.reference_window()
     if window is not None:
         return drift.prepare_reference(
-            policy, window_digest(conn, contracts.FEATURES.name, window), f"partitions {window[0]}..{window[1]}",
+            policy, window_digest(conn, FEATURES_CONTRACT.name, window), f"partitions {window[0]}..{window[1]}",
             lambda: training_set.read_feature_window(conn, *window),
         )
     champion = _champion(mlflow)
@@ -143,7 +144,7 @@ def prediction_reference(policy: drift.DriftPolicy, conn, mlflow: MlflowStore) -
     version, digest, path = champion
     window = drift.reference_window()
     if window is not None:
-        identity = f"{window_digest(conn, contracts.FEATURES.name, window)}-v{version.version}"
+        identity = f"{window_digest(conn, FEATURES_CONTRACT.name, window)}-v{version.version}"
         source = f"{mlflow.model_name} v{version.version} scores of partitions {window[0]}..{window[1]}"
         rows = lambda: training_set.read_feature_window(conn, *window)  # noqa: E731
     else:
@@ -340,7 +341,7 @@ def _no_reference(subject: str) -> AssetCheckResult:
 )
 def feature_drift(context: AssetCheckExecutionContext, warehouse: DuckDBResource, mlflow: MlflowStore) -> AssetCheckResult:
     policy = drift.configured(feature_policy())
-    measured = _measure(context, warehouse, mlflow, policy, feature_reference, contracts.FEATURES.name,
+    measured = _measure(context, warehouse, mlflow, policy, feature_reference, FEATURES_CONTRACT.name,
                         [c.column for c in policy.columns], FEATURE_DRIFT_RECORD)
     if measured is None:
         return _no_reference("feature drift")

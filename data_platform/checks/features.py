@@ -9,7 +9,7 @@ The model's own check (beats the base rate) is declared on ml/delay_model in ass
 from dagster import AssetChecksDefinition
 
 from data_platform import contracts
-from data_platform.assets.features import FLIGHT_KEY
+from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT, FLIGHT_KEY
 from data_platform.checks.quality import (
     ERROR,
     Rule,
@@ -22,17 +22,17 @@ FEATURE_RULES: dict[str, list[Rule]] = {
     "features/flight_features": [
         Rule(
             "matches_features_contract",
-            f"Asserts that {contracts.FEATURES.name} matches its pandera contract: types, ranges (rates in 0..1, "
+            f"Asserts that {FEATURES_CONTRACT.name} matches its pandera contract: types, ranges (rates in 0..1, "
             "hours, days), nullability, and the point-in-time rules (no weather observed after a flight's cut-off; "
             "cut-off exactly 2 h before scheduled departure). ERROR and blocking: the model and the predictions "
             "must not use rows that break it.",
-            ERROR, contract_evaluation(contracts.FEATURES), blocking=True,
+            ERROR, contract_evaluation(FEATURES_CONTRACT), blocking=True,
         ),
         Rule(
             "flight_key_unique",
-            f"Asserts that ({', '.join(FLIGHT_KEY)}) is unique in {contracts.FEATURES.name}, per partition. ERROR "
+            f"Asserts that ({', '.join(FLIGHT_KEY)}) is unique in {FEATURES_CONTRACT.name}, per partition. ERROR "
             "and blocking: a duplicated flight would be trained on and scored twice.",
-            ERROR, duplicate_key_evaluation(contracts.FEATURES.name, FLIGHT_KEY, with_source=False), blocking=True,
+            ERROR, duplicate_key_evaluation(FEATURES_CONTRACT.name, FLIGHT_KEY, with_source=False), blocking=True,
         ),
     ],
     "ml/delay_predictions": [

@@ -1,9 +1,10 @@
 """A flight's features at request time: look its inputs up in the online store, evaluate the declarations.
 
 The inputs are the same columns `FEATURE_QUERY` joins offline (`features.FEATURE_INPUTS`), matched by
-the same keys: the trailing aggregates of the flight's entities as of its day, the published schedule
-count of its origin and local hour, the plane, and the last origin observation at or before its cut-off.
-The features are then `features.FEATURE_DEFINITIONS` compiled to Python: one definition per feature.
+the same keys: what the request says of the flight (`features.REQUEST_INPUTS`), the rest of its
+published schedule, the trailing aggregates of its entities as of its day, the schedule count of its
+origin and local hour, the plane, and the last origin observation at or before its cut-off. The
+features are then the feature declarations (`features.DECLARATIONS`) compiled to Python.
 
 Staleness: the store knows days up to `newest_day` (its newest feature partition), and the aggregates
 as of the day after it. A flight later than that gets the newest aggregates (as of `newest_day + 1`),
@@ -179,12 +180,13 @@ def assemble(store: OnlineStore, requests: Sequence[FlightRequest], holidays: Ho
         inputs: dict[str, Any] = {
             "day": day, "carrier": request.carrier, "flight": request.flight, "origin": request.origin,
             "dest": request.dest, "tailnum": tailnum, "sched_dep_utc": departure,
-            "distance": schedule["distance"] if schedule else (route["distance"] if route else None),
             "hour": local.hour, "minute": local.minute,
-            "sched_arr_time": schedule["sched_arr_time"] if schedule else None,
+            **{name: schedule[name] if schedule else None for name in F.SCHEDULE_INPUTS},
             "departures_in_hour": departures["n"] if departures else None,
             F.HOLIDAYS_PARAM: holidays.days,
         }
+        if schedule is None and route is not None:
+            inputs["distance"] = route["distance"]
         for name, column in F.PLANE_INPUTS.items():
             inputs[name] = plane[column] if plane else None
         observation = observations[index]

@@ -120,7 +120,7 @@ def write_range(conn, store: S.OnlineStore, first: dt.date, last: dt.date) -> di
     pool="duckdb",
     # Same-day dependencies, as for the features: the SQL reads the history it needs, and a month
     # backfilled from the UI then targets that month (a 28-day mapping would widen it downstream).
-    deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.RAW_PLANES, F.CLEANED_AIRPORTS],
+    deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.CLEANED_PLANES, F.CLEANED_AIRPORTS],
     metadata={"dagster/uri": MetadataValue.text("$DATA_PLATFORM_ONLINE_STORE or sqlite:///$DATA_PLATFORM_HOME/online/features.sqlite")},
 )
 def online_features(context: AssetExecutionContext, warehouse: DuckDBResource, online_store: OnlineStoreResource) -> MaterializeResult:

@@ -47,37 +47,23 @@ class Relation:
     keys: tuple[str, ...]
     values: tuple[str, ...]
     by_day: bool
-    types: dict[str, str]  # SQLite column types
 
     @property
     def columns(self) -> tuple[str, ...]:
         return (*(("day",) if self.by_day else ()), *self.keys, *self.values)
 
 
-def _types(*pairs: tuple[Iterable[str], str]) -> dict[str, str]:
-    return {name: sql for names, sql in pairs for name in names}
-
-
+# The values of each relation are the inputs the feature declarations read from it. Their types are
+# the warehouse's: SQLite columns declare none, so each value keeps the type DuckDB computed it in
+# (Redis keeps JSON's), and a new input needs no edit here.
 RELATIONS: dict[str, Relation] = {
-    **{
-        a.name: Relation(a.name, a.keys, tuple(a.inputs.values()), True,
-                         _types((a.keys, "TEXT"), (a.inputs.values(), "REAL"), (["flight"], "INTEGER")))
-        for a in F.AGGREGATES
-    },
-    "departures_in_hour": Relation("departures_in_hour", ("origin", "hour"), ("n",), True,
-                                   _types((["origin"], "TEXT"), (["hour", "n"], "INTEGER"))),
-    "schedule": Relation("schedule", ("carrier", "flight", "origin"), ("dest", "tailnum", "distance", "sched_arr_time"), True,
-                         _types((["carrier", "origin", "dest", "tailnum"], "TEXT"), (["flight", "sched_arr_time"], "INTEGER"),
-                                (["distance"], "REAL"))),
-    "weather": Relation("weather", ("origin", "observed_at"), tuple(F.WEATHER_COLUMNS), True,
-                        _types((["origin"], "TEXT"), (["observed_at"], "INTEGER"), (F.WEATHER_COLUMNS, "REAL"))),
-    "planes": Relation("planes", ("tailnum",), ("year", "seats", "engines", "engine"), False,
-                       _types((["tailnum", "engine"], "TEXT"), (["year", "seats", "engines"], "INTEGER"))),
-    "routes": Relation("routes", ("origin", "dest"), ("distance",), False,
-                       _types((["origin", "dest"], "TEXT"), (["distance"], "REAL"))),
+    **{a.name: Relation(a.name, a.keys, tuple(a.inputs.values()), True) for a in F.AGGREGATES},
+    "departures_in_hour": Relation("departures_in_hour", ("origin", "hour"), ("n",), True),
+    "schedule": Relation("schedule", ("carrier", "flight", "origin"), ("dest", "tailnum", *F.SCHEDULE_INPUTS), True),
+    "weather": Relation("weather", ("origin", "observed_at"), tuple(F.WEATHER_COLUMNS), True),
+    "planes": Relation("planes", ("tailnum",), tuple(F.PLANE_INPUTS.values()), False),
+    "routes": Relation("routes", ("origin", "dest"), ("distance",), False),
 }
-# Counted aggregates are integers although stored as numbers: keep them ints for the features.
-INTEGER_VALUES = {"n", "n7", "n1", "s1"}
 assert set(RELATIONS) == set(F.ONLINE_RELATIONS)
 
 
@@ -90,13 +76,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return value
-
-
-def _restore(relation: Relation, row: dict) -> dict:
-    for name in INTEGER_VALUES.intersection(row):
-        if row[name] is not None:
-            row[name] = int(row[name])
-    return row
 
 
 class OnlineStore(abc.ABC):
@@ -179,7 +158,7 @@ class SqliteStore(OnlineStore):
     def _create(self) -> None:
         conn = self._connect()
         for relation in RELATIONS.values():
-            columns = ", ".join(f'"{name}" {relation.types.get(name, "TEXT")}' for name in relation.columns)
+            columns = ", ".join(f'"{name}"' for name in relation.columns)
             key = ", ".join(f'"{name}"' for name in (("day",) if relation.by_day else ()) + relation.keys)
             conn.execute(f'CREATE TABLE IF NOT EXISTS "{relation.name}" ({columns}, PRIMARY KEY ({key})) WITHOUT ROWID')
         conn.execute('CREATE INDEX IF NOT EXISTS weather_lookup ON weather (origin, observed_at)')
@@ -248,7 +227,7 @@ class SqliteStore(OnlineStore):
                 spec = RELATIONS[relation]
                 where = " AND ".join(f'"{name}" = ?' for name in (("day",) if spec.by_day else ()) + spec.keys)
                 row = conn.execute(f'SELECT {", ".join(spec.values)} FROM "{relation}" WHERE {where}', key).fetchone()
-                found.append(None if row is None else _restore(spec, dict(zip(spec.values, row))))
+                found.append(None if row is None else dict(zip(spec.values, row)))
         columns = ("observed_at", *F.WEATHER_COLUMNS)
         if len(weather) > 1:
             distinct = list(dict.fromkeys(weather))
@@ -286,7 +265,7 @@ class SqliteStore(OnlineStore):
                 query = (f"WITH q({', '.join(aliases)}) AS (VALUES {tuples}) "
                          f'SELECT {", ".join("r." + n for n in names + spec.values)} FROM q CROSS JOIN "{relation}" r ON {on}')
                 for row in conn.execute(query, [item for key in chunk for item in key]):
-                    rows[(relation, row[:len(names)])] = _restore(spec, dict(zip(spec.values, row[len(names):])))
+                    rows[(relation, row[:len(names)])] = dict(zip(spec.values, row[len(names):]))
         return [rows.get((relation, tuple(key))) for relation, key in points]
 
     def count(self, relation, day=None):
@@ -412,7 +391,7 @@ class RedisStore(OnlineStore):
         found = []
         if points:
             for (relation, _), raw in zip(points, results[0]):
-                found.append(None if raw is None else _restore(RELATIONS[relation], json.loads(raw)))
+                found.append(None if raw is None else json.loads(raw))
             results = results[1:]
         observations = []
         for members in results:
