@@ -9,7 +9,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the whole graph over Oct-Dec 2013 step by step and summarize")
+    commands.add_parser("demo", help="run the whole graph over Aug-Dec 2013 step by step and summarize")
     catalog = commands.add_parser(
         "catalog", help="write the asset catalog (definitions + instance history) as JSON Lines"
     )
