@@ -66,7 +66,7 @@ demo: install instance
 # Two workers, one test module each at a time: the end-to-end module (one `make dev`, its browser
 # tests included) runs beside the rest.
 test: install datacontract
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=12
 
 # The inner loop: everything but the tests that start real servers and browsers (marker real_process).
 test-fast: install datacontract
