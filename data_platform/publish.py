@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Optional
 
 from data_platform.contracts import NULLED_VALUES, Rule, TableContract
+from data_platform.datasets.profile import PHYSICAL_TYPES
 
 SUFFIX = ".odcs.yaml"
-LOGICAL_TYPES = {"VARCHAR": "string", "BIGINT": "integer", "INTEGER": "integer", "SMALLINT": "integer",
-                 "DOUBLE": "number", "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp",
-                 "TIMESTAMPTZ": "timestamp"}
+# Stored type -> ODCS logical type: the inverse of the profile's logical -> stored types.
+LOGICAL_TYPES = {stored: logical for logical, types in PHYSICAL_TYPES.items() for stored in types}
 FORMAT = "DuckDB database file (DuckDB 2.0 storage: readable by DuckDB 2.0 and later)"
 
 

@@ -290,40 +290,45 @@ def _sql_type(reader: _Reader, prop: dict, path: tuple) -> str:
         if logical == "timestamp" and options.get("timezone") is False:
             return "TIMESTAMP"
         return allowed[0]
-    stored, length = _physical_type(physical)
-    if stored is None:
+    spelled = _physical_type(physical)
+    if spelled is None:
         reader.problem(path + ("physicalType",), f"physicalType {physical!r} is not a type the platform stores; "
                        f"expected one of {', '.join(allowed)} (common SQL spellings such as varchar(n), int, "
                        "bigint, double and timestamptz are read too)")
         return allowed[0]
-    if length is not None and not (stored == "VARCHAR" and length > 0):
+    if spelled.size is not None and spelled.max_length is None:
         reader.problem(path + ("physicalType",), f"physicalType {physical!r}: the platform does not enforce a length "
-                       f"or precision on {stored}; write {stored}")
-    elif stored not in allowed:
+                       f"or precision on {spelled.stored}; write {spelled.stored}")
+    elif spelled.stored not in allowed:
         reader.problem(path + ("physicalType",), f"physicalType {physical!r} does not store {_article(logical)} "
                        f"{logical}; expected one of {', '.join(allowed)}")
         return allowed[0]
-    return stored
+    return spelled.stored
 
 
-PHYSICAL_TYPE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*\d+\s*)?\))?\s*$")
+PHYSICAL_TYPE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\(\s*(\d+(?:\s*,\s*\d+)?)\s*\))?\s*$")
 
 
-def _physical_type(physical) -> tuple[Optional[str], Optional[int]]:
-    """A physicalType as (stored DuckDB type, declared length or precision); (None, None) if unknown."""
+@dataclass(frozen=True)
+class PhysicalType:
+    """A physicalType as written: the DuckDB type it is stored as, and its size (`2` in varchar(2))."""
+
+    stored: str
+    size: Optional[str]
+
+    @property
+    def max_length(self) -> Optional[int]:
+        """The length the platform enforces (as a rule): a positive `varchar(n)`; else None."""
+        if self.stored == "VARCHAR" and self.size is not None and self.size.isdigit() and int(self.size) > 0:
+            return int(self.size)
+        return None
+
+
+def _physical_type(physical) -> Optional[PhysicalType]:
     match = PHYSICAL_TYPE.match(str(physical).lower())
     if match is None or match.group(1) not in profile.PHYSICAL_SPELLINGS:
-        return None, None
-    length = int(match.group(2)) if match.group(2) is not None else None
-    if "," in str(physical) or (length is not None and match.group(1) not in profile.LENGTH_TYPES):
-        length = -1  # a precision or scale: never enforced
-    return profile.PHYSICAL_SPELLINGS[match.group(1)], length
-
-
-def _declared_length(physical) -> Optional[int]:
-    """The length a `varchar(n)` physicalType declares (enforced as a rule), else None."""
-    length = _physical_type(physical)[1] if physical is not None else None
-    return length if length and length > 0 else None
+        return None
+    return PhysicalType(profile.PHYSICAL_SPELLINGS[match.group(1)], match.group(2))
 
 
 def _article(word: str) -> str:
@@ -335,9 +340,9 @@ def _rules(reader: _Reader, prop: dict, path: tuple, sql_type: str) -> tuple[tup
     rules: list[Rule] = []
     options = prop.get("logicalTypeOptions") or {}
     numeric = sql_type in ("INTEGER", "BIGINT", "SMALLINT", "DOUBLE")
-    declared_length = _declared_length(prop.get("physicalType"))
-    if declared_length is not None:
-        rules.append(max_length(declared_length))
+    spelled = _physical_type(prop["physicalType"]) if prop.get("physicalType") is not None else None
+    if spelled is not None and spelled.max_length is not None:
+        rules.append(max_length(spelled.max_length))
     for name, value in options.items():
         at = path + ("logicalTypeOptions", name)
         if name == "pattern":

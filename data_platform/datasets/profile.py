@@ -97,8 +97,6 @@ PHYSICAL_SPELLINGS = {
     **{name: "TIMESTAMP" for name in ("timestamp", "datetime", "timestamp without time zone")},
     **{name: "TIMESTAMPTZ" for name in ("timestamptz", "timestamp with time zone")},
 }
-# Types whose length the platform enforces (as a maximum length rule): `varchar(2)`.
-LENGTH_TYPES = {"varchar", "char", "character varying", "nvarchar"}
 
 # The partition column every partitioned table has; a contract may declare it (`partitioned: true`).
 PARTITION_COLUMN = "day"
