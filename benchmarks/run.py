@@ -76,7 +76,7 @@ def direct_seconds(first: str, last: str) -> float:
     from data_platform.datasets import dataset
     from data_platform.ingest import SourceResource
     from data_platform.resources import build_resources
-    from data_platform.warehouse import partition_stats
+    from data_platform.storage import partition_stats
 
     fresh_home()
     start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)

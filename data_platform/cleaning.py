@@ -11,8 +11,9 @@
   the key is quarantined with the source locations of the others;
 * derived columns (ODCS `transformLogic`) are computed from the typed source columns.
 
-Everything is written in one transaction. Row conservation holds per partition:
-raw = cleaned + quarantined + duplicates removed.
+The quarantine and the cleaned table are each replaced in one commit (quarantine first): a crash
+between them leaves the old cleaned rows, and a re-run writes both again. Row conservation holds per
+partition: raw = cleaned + quarantined + duplicates removed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from data_platform.contracts import NULLED_VALUES, sql_literal
 from data_platform.datasets.model import Dataset
 from data_platform.datasets.typing import type_problem, typed_value
 from data_platform.ingest import partition_day_sql
-from data_platform.warehouse import replace_days, replace_table, transaction
+from data_platform.storage import replace_days, replace_table
 
 ONE_DAY = dt.timedelta(days=1)
 BOOKKEEPING = ("_source_uri", "_source_row", "_ingested_at", "_run_id")
@@ -187,34 +188,33 @@ def staging_params(dataset: Dataset, first: Optional[dt.date], last: Optional[dt
 
 
 def clean(conn, dataset: Dataset, first: Optional[dt.date], last: Optional[dt.date], run_id: str) -> dict[str, dict]:
-    """Clean days first..last (the whole table when unpartitioned) in one transaction; returns
+    """Clean days first..last (the whole table when unpartitioned); returns
     counts by outcome, per day ({None: n} when unpartitioned)."""
     raw_columns = ", ".join(f'"s_{name}" AS "{name}"' if name in {p.name for p in dataset.source_properties}
                             else f'"{name}"' for name in dataset.raw.columns)
     cleaned_columns = ", ".join(f'{value(name)} AS "{name}"' for name in dataset.cleaned.columns)
     nulled = (f"sum(len(string_split(c_{NULLED_VALUES}, '; '))) FILTER (WHERE duplicate_rank = 1)"
               if NULLED_VALUES in dataset.cleaned.columns else "0")
-    with transaction(conn):
-        conn.execute("DROP TABLE IF EXISTS staged")
-        conn.execute(f"CREATE TEMP TABLE staged AS {staging_query(dataset)}", staging_params(dataset, first, last))
-        cleaned_rows = f"SELECT {cleaned_columns} FROM staged WHERE duplicate_rank = 1"
-        quarantined = f"SELECT {raw_columns}, reason, ? AS quarantine_run_id FROM staged WHERE reason <> ''"
-        if dataset.partitioned:
-            replace_days(conn, dataset.cleaned, cleaned_rows, [], first, last)
-            replace_days(conn, dataset.quarantine, quarantined, [run_id], first, last)
-        else:
-            replace_table(conn, dataset.cleaned, cleaned_rows)
-            replace_table(conn, dataset.quarantine, quarantined, [run_id])
-        counts = conn.execute(
-            f"""
-            SELECT {"day" if dataset.partitioned else "NULL"}, count(*),
-                   count(*) FILTER (WHERE reason <> ''),
-                   count(*) FILTER (WHERE duplicate_rank > 1),
-                   coalesce({nulled}, 0)
-            FROM staged GROUP BY ALL
-            """
-        ).fetchall()
-        conn.execute("DROP TABLE staged")
+    conn.execute("DROP TABLE IF EXISTS staged")
+    conn.execute(f"CREATE TEMP TABLE staged AS {staging_query(dataset)}", staging_params(dataset, first, last))
+    cleaned_rows = f"SELECT {cleaned_columns} FROM staged WHERE duplicate_rank = 1"
+    quarantined = f"SELECT {raw_columns}, reason, ? AS quarantine_run_id FROM staged WHERE reason <> ''"
+    if dataset.partitioned:
+        replace_days(conn, dataset.quarantine, quarantined, [run_id], first, last)
+        replace_days(conn, dataset.cleaned, cleaned_rows, [], first, last)
+    else:
+        replace_table(conn, dataset.quarantine, quarantined, [run_id])
+        replace_table(conn, dataset.cleaned, cleaned_rows)
+    counts = conn.execute(
+        f"""
+        SELECT {"day" if dataset.partitioned else "NULL"}, count(*),
+               count(*) FILTER (WHERE reason <> ''),
+               count(*) FILTER (WHERE duplicate_rank > 1),
+               coalesce({nulled}, 0)
+        FROM staged GROUP BY ALL
+        """
+    ).fetchall()
+    conn.execute("DROP TABLE staged")
     outcome = {"raw_rows": {}, "quarantined_rows": {}, "duplicates_removed": {}}
     if NULLED_VALUES in dataset.cleaned.columns:
         outcome["values_nulled"] = {}

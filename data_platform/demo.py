@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from data_platform.settings import PROJECT_ROOT, home_path, warehouse_path
+from data_platform.settings import PROJECT_ROOT, home_path
 
 HISTORY_FIRST = "2013-08-06"    # 28 days of history before the first feature day
 FEATURES_FIRST = "2013-09-03"   # the oldest of the newest 120 partitions: every plotted day is in the plots
@@ -144,7 +144,7 @@ def run_demo() -> int:
     print(_table_summary())
     print()
     print(_check_summary([result for _, result in results]))
-    print(f"\nwarehouse: {warehouse_path()}")
+    print(f"\ntables (Delta Lake): {home_path('tables')}")
     print("see it in the UI: `make dev`, then http://127.0.0.1:3000 (asset graph, per-partition plots of "
           "ml/model_performance and monitoring/feature_drift, check results, links to reports and MLflow)")
     return 0 if ok else 1
@@ -197,19 +197,15 @@ def _progress_lines(step: Step, result, seconds: float) -> list[str]:
 
 
 def _table_summary() -> str:
-    import duckdb
+    from data_platform import storage
 
-    lines = [f"{'table':<28}{'rows':>10}{'days':>7}"]
-    with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
-        tables = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema NOT IN ('main', 'information_schema') ORDER BY 1, 2"
-        ).fetchall()
-        for schema, name in tables:
-            columns = {row[0] for row in conn.execute(f"DESCRIBE {schema}.{name}").fetchall()}
+    lines = [f"{'table':<28}{'rows':>10}{'days':>7}{'version':>9}"]
+    with storage.connection() as conn:
+        for name, version in storage.stored_tables(conn).items():
+            columns = {row[0] for row in conn.execute(f"DESCRIBE {name}").fetchall()}
             days = "count(DISTINCT day)" if "day" in columns else "NULL"
-            rows, day_count = conn.execute(f"SELECT count(*), {days} FROM {schema}.{name}").fetchone()
-            lines.append(f"{schema + '.' + name:<28}{rows:>10,}{day_count if day_count is not None else '-':>7}")
+            rows, day_count = conn.execute(f"SELECT count(*), {days} FROM {name}").fetchone()
+            lines.append(f"{name:<28}{rows:>10,}{day_count if day_count is not None else '-':>7}{version:>9}")
     return "\n".join(lines)
 
 

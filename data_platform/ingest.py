@@ -38,7 +38,7 @@ from data_platform.datasets.model import Dataset, Source
 from data_platform.datasets.typing import typed_value
 from data_platform.partitions import days_between, last_partition_day
 from data_platform.settings import confined, home_path
-from data_platform.warehouse import replace_days, replace_table, transaction
+from data_platform.storage import replace_days, replace_table
 
 NA_TOKENS = ("", "NA")
 LANDING_SUFFIXES = (".csv", ".parquet")
@@ -218,19 +218,17 @@ class SourceResource(ConfigurableResource):
     def ingest(self, conn, dataset: Dataset, first: dt.date, last: dt.date, run_id: str) -> int:
         """Replace days first..last of raw.<name> with what the source has; returns rows written."""
         sql, params = self.select(conn, dataset, first, last)
-        with transaction(conn):
-            replace_days(conn, dataset.raw, f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})",
-                         [run_id, *params], first, last)
-            return conn.execute(f"SELECT count(*) FROM {dataset.raw.name} WHERE day BETWEEN ? AND ?",
-                                [first, last]).fetchone()[0]
+        replace_days(conn, dataset.raw, f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})",
+                     [run_id, *params], first, last)
+        return conn.execute(f"SELECT count(*) FROM {dataset.raw.name} WHERE day BETWEEN ? AND ?",
+                            [first, last]).fetchone()[0]
 
     def ingest_table(self, conn, dataset: Dataset, run_id: str) -> int:
         """Replace the whole of an unpartitioned raw.<name>; returns rows written."""
         sql, params = self.select(conn, dataset)
-        with transaction(conn):
-            replace_table(conn, dataset.raw, f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})",
-                          [run_id, *params])
-            return conn.execute(f"SELECT count(*) FROM {dataset.raw.name}").fetchone()[0]
+        replace_table(conn, dataset.raw, f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})",
+                      [run_id, *params])
+        return conn.execute(f"SELECT count(*) FROM {dataset.raw.name}").fetchone()[0]
 
     # --- what the source has ----------------------------------------------------------------
 

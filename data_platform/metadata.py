@@ -8,8 +8,7 @@ import hashlib
 from dagster import AssetExecutionContext, DataVersion, MetadataValue
 
 from data_platform.contracts import TableContract, column_schema
-from data_platform.settings import warehouse_path
-from data_platform.warehouse import PartitionStats
+from data_platform.storage import PartitionStats, table_uri
 
 OWNER = "team:data-platform"
 
@@ -19,7 +18,7 @@ def table_definition_metadata(contract: TableContract) -> dict:
     return {
         "dagster/column_schema": column_schema(contract),
         "dagster/table_name": contract.name,
-        "dagster/uri": MetadataValue.path(f"duckdb://{warehouse_path()}/{contract.name}"),
+        "dagster/uri": MetadataValue.path(table_uri(contract.name)),
     }
 
 
@@ -52,7 +51,15 @@ def record_partitions(context: AssetExecutionContext, stats: dict[dt.date, Parti
             {
                 "dagster/row_count": figures.rows,
                 "partition_data_version": figures.data_version,
+                **stored_in(figures),
                 **{name: values.get(day, 0) for name, values in per_day.items()},
             },
             partition_key=day.isoformat(),
         )
+
+
+def stored_in(figures: PartitionStats) -> dict:
+    """Which table version the figures were read from, and where the table lives."""
+    if figures.table_version is None:
+        return {}
+    return {"table_version": figures.table_version, "dagster/uri": MetadataValue.path(figures.uri)}

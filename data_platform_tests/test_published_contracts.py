@@ -23,7 +23,7 @@ from data_platform.datasets import load_datasets
 from data_platform.datasets.scaffold import new_contract
 from data_platform.publish import write_contracts
 from data_platform.runner import materialize_days, materialize_unpartitioned
-from data_platform.warehouse import ensure_table
+from data_platform.storage import ensure_table
 from data_platform_tests.datacontract_cli import run as datacontract
 
 FIRST, LAST = "2013-01-01", "2013-01-02"

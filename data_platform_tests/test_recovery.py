@@ -18,7 +18,7 @@ from data_platform.datasets import dataset
 from data_platform.runner import materialize_days
 from data_platform.settings import PROJECT_ROOT
 from data_platform.ingest import SourceResource
-from data_platform.warehouse import partition_stats
+from data_platform.storage import partition_stats
 from data_platform_tests.test_foundation import write_landing_day
 
 DAGSTER = str(PROJECT_ROOT / ".venv" / "bin" / "dagster")

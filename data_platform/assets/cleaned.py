@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Materiali
 from data_platform.cleaning import clean, column_lineage
 from data_platform.contracts import column_schema
 from data_platform.datasets.model import Dataset
-from data_platform.metadata import combined_version, dataset_metadata, record_partitions
+from data_platform.metadata import combined_version, dataset_metadata, record_partitions, stored_in
 from data_platform.partitions import dataset_partitions, run_days, single_run
-from data_platform.warehouse import WarehouseResource, partition_stats, table_stats
+from data_platform.storage import WarehouseResource, partition_stats, table_stats
 
 CODE_VERSION = "3"
 
@@ -30,7 +30,7 @@ def cleaned_asset(dataset: Dataset) -> AssetsDefinition:
         code_version=f"{CODE_VERSION}-{dataset.fingerprint}",  # engine and contract
         partitions_def=partitions,
         backfill_policy=single_run if partitions else None,
-        pool="duckdb",
+        
         deps=[AssetKey(["raw", dataset.name]), *references],
         metadata={
             **dataset_metadata(dataset, dataset.cleaned),
@@ -41,7 +41,7 @@ def cleaned_asset(dataset: Dataset) -> AssetsDefinition:
     )
     def cleaned(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         first, last = run_days(context) if partitions else (None, None)
-        with warehouse.get_connection() as conn:
+        with warehouse.get_connection(context) as conn:
             outcome = clean(conn, dataset, first, last, context.run.run_id)
             stats = (partition_stats(conn, dataset.cleaned, first, last) if partitions
                      else {None: table_stats(conn, dataset.cleaned)})
@@ -56,7 +56,7 @@ def cleaned_asset(dataset: Dataset) -> AssetsDefinition:
             record_partitions(context, stats, **outcome)
             metadata = {f"{name}_in_run": total for name, total in totals.items()}
         else:
-            metadata = {"dagster/row_count": cleaned_rows, **totals}
+            metadata = {"dagster/row_count": cleaned_rows, **stored_in(stats[None]), **totals}
         return MaterializeResult(
             metadata={**metadata, "cleaned_rows_in_run": cleaned_rows, "rows_conserved": conserved,
                       "dagster/column_lineage": lineage},

@@ -38,7 +38,7 @@ from data_platform.feature_expressions import (
 )
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.partitions import dataset_partitions, days_between, run_days, single_run
-from data_platform.warehouse import partition_stats, replace_days, transaction
+from data_platform.storage import partition_stats, replace_days
 
 CODE_VERSION = "1"
 CUTOFF_HOURS = 2
@@ -498,11 +498,10 @@ def _lineage(declarations: list[Feature] = DECLARATIONS) -> TableColumnLineage:
 
 
 def compute_features(conn, first: dt.date, last: dt.date) -> dict[str, dict]:
-    """Write features for days first..last (one transaction); returns per-day counts for metadata."""
+    """Write features for days first..last (one commit); returns per-day counts for metadata."""
     contract = CONTRACT
     params = {"first": first, "last": last, HOLIDAYS_PARAM: federal_holidays(first, last)}
-    with transaction(conn):
-        replace_days(conn, contract, f"SELECT * FROM ({FEATURE_QUERY})", params, first, last)
+    replace_days(conn, contract, f"SELECT * FROM ({FEATURE_QUERY})", params, first, last)
     counts = conn.execute(
         """
         SELECT day, count(*) FILTER (WHERE cancelled), count(*) FILTER (WHERE diverted)
@@ -557,7 +556,7 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     code_version=CODE_VERSION,
     partitions_def=PARTITIONS,
     backfill_policy=single_run,
-    pool="duckdb",
+    
     # Same-day dependencies. The SQL also reads the previous LOOKBACK_DAYS of cleaned flights (trailing
     # rates) and the previous day of weather (a cut-off just after midnight), but a windowed partition
     # mapping here would make a UI backfill of a month also target the features (and predictions) of the
@@ -568,7 +567,7 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
 )
 def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
     first, last = run_days(context)
-    with warehouse.get_connection() as conn:
+    with warehouse.get_connection(context) as conn:
         missing = missing_upstream_days(conn, first, last)
         if missing:
             raise Failure(

@@ -38,11 +38,11 @@ from data_platform import contracts, training_set
 from data_platform.assets.features import CODE_VERSION as FEATURES_CODE_VERSION
 from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
 from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, FLIGHT_KEY, LABEL, PARTITIONS
-from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
+from data_platform.metadata import OWNER, combined_version, record_partitions, stored_in, table_definition_metadata
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore
 from data_platform.partitions import run_days, single_run
 from data_platform.settings import mlflow_ui_url
-from data_platform.warehouse import partition_stats, replace_days, transaction
+from data_platform.storage import partition_stats, replace_days, table_exists
 
 CODE_VERSION = "1"
 MODEL_KEY = AssetKey(["ml", "delay_model"])
@@ -52,7 +52,7 @@ PERFORMANCE_KEY = AssetKey(["ml", "model_performance"])
 BASELINE_CHECK = "beats_base_rate_baseline"
 # What every daily ML asset declares: one run per backfill range, one DuckDB writer at a time.
 DAILY = dict(owners=[OWNER], code_version=CODE_VERSION, partitions_def=PARTITIONS,
-             backfill_policy=single_run, pool="duckdb")
+             backfill_policy=single_run)
 PIP_PACKAGES = ["mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy"]
 
 
@@ -217,7 +217,7 @@ def _decide(store: MlflowStore, challenger_metrics: dict, passed_baseline: bool,
         skippable=True,
     )],
     can_subset=True,
-    pool="duckdb",
+    
     check_specs=[
         AssetCheckSpec(
             BASELINE_CHECK,
@@ -234,7 +234,7 @@ def delay_model(context: AssetExecutionContext, config: DelayModelConfig, wareho
 
     explicit = config.explicit()
     params = config.model_params()
-    with warehouse.get_connection() as conn:
+    with warehouse.get_connection(context) as conn:
         if explicit:
             windows = config.windows()
         else:
@@ -427,14 +427,13 @@ def delay_predictions(context: AssetExecutionContext, warehouse: DuckDBResource,
         reason = f"not scored: {error}; materialize ml/delay_model on enough features first"
         context.log.warning(f"{first}..{last} {reason}")
         return MaterializeResult(metadata={"scored": False, "decision": reason, "rows_in_run": 0})
-    with warehouse.get_connection() as conn:
+    with warehouse.get_connection(context) as conn:
         frame = _read_days(conn, first, last)
         scored = frame[FLIGHT_KEY].assign(
             probability=modeling.predict(model, frame), model_name=mlflow.model_name, model_version=str(version.version),
         )
         conn.register("scored", scored)
-        with transaction(conn):
-            replace_days(conn, contracts.PREDICTIONS, "SELECT * FROM scored", [], first, last)
+        replace_days(conn, contracts.PREDICTIONS, "SELECT * FROM scored", [], first, last)
         conn.unregister("scored")
         stats = partition_stats(conn, contracts.PREDICTIONS, first, last)
     mean_probability = scored.groupby(scored["day"].dt.date)["probability"].mean().to_dict()
@@ -480,9 +479,7 @@ def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource)
     from data_platform import modeling
 
     first, last = run_days(context)
-    with warehouse.get_connection() as conn:
-        from data_platform.warehouse import table_exists
-
+    with warehouse.get_connection(context) as conn:
         stored = table_exists(conn, contracts.PREDICTIONS.name)
         joined = conn.execute(PERFORMANCE_QUERY, [first, last]).df() if stored else None
         scored_days = set(joined["day"].dt.date) if stored else set()
@@ -509,8 +506,7 @@ def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource)
             })
         performance = pd.DataFrame(rows)
         conn.register("performance", performance)
-        with transaction(conn):
-            replace_days(conn, contracts.PERFORMANCE, "SELECT * FROM performance", [], first, last)
+        replace_days(conn, contracts.PERFORMANCE, "SELECT * FROM performance", [], first, last)
         conn.unregister("performance")
         stats = partition_stats(conn, contracts.PERFORMANCE, first, last)
     by_day = performance.set_index("day")
@@ -523,6 +519,7 @@ def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource)
             {
                 "dagster/row_count": figures.rows,
                 "partition_data_version": figures.data_version,
+                **stored_in(figures),
                 "scored_flights": int(by_day.loc[day, "flights"]),
                 "model_version": str(by_day.loc[day, "model_version"]),
                 **{name: values[day] for name, values in per_day.items() if day in values},

@@ -14,9 +14,9 @@ from dagster import (
 
 from data_platform.datasets.model import Dataset
 from data_platform.ingest import SourceError, SourceResource
-from data_platform.metadata import combined_version, dataset_metadata, record_partitions
+from data_platform.metadata import combined_version, dataset_metadata, record_partitions, stored_in
 from data_platform.partitions import dataset_partitions, run_days, single_run
-from data_platform.warehouse import WarehouseResource, partition_stats, table_stats
+from data_platform.storage import WarehouseResource, partition_stats, table_stats
 
 # Source reads can meet a drop still being written or a flaky mount: retry with backoff and jitter.
 SOURCE_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
@@ -42,26 +42,26 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
         kinds={"duckdb", dataset.source.format},
         code_version=f"{CODE_VERSION}-{dataset.fingerprint}",  # engine and contract
         retry_policy=SOURCE_RETRY,
-        pool="duckdb",
+        
         metadata=dataset_metadata(dataset, contract),
         partitions_def=partitions,
         backfill_policy=single_run if partitions else None,
     )
     def raw(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource) -> MaterializeResult:
         if partitions is None:
-            with warehouse.get_connection() as conn:
+            with warehouse.get_connection(context) as conn:
                 try:
                     rows = source.ingest_table(conn, dataset, context.run.run_id)
                 except SourceError as error:
                     raise _failing_without_retry(error) from error
                 stats = table_stats(conn, contract)
             return MaterializeResult(
-                metadata={"dagster/row_count": stats.rows, "source": source.describe(dataset)},
+                metadata={"dagster/row_count": stats.rows, **stored_in(stats), "source": source.describe(dataset)},
                 data_version=combined_version({None: stats}),
             )
         first, last = run_days(context)
         context.log.info(f"reading {dataset.name} {first}..{last} from {source.describe(dataset)}")
-        with warehouse.get_connection() as conn:
+        with warehouse.get_connection(context) as conn:
             try:
                 rows = source.ingest(conn, dataset, first, last, context.run.run_id)
             except SourceError as error:

@@ -66,7 +66,7 @@ def dataset_drift(dataset: Dataset) -> tuple[list[AssetSpec], list[AssetChecksDe
     @asset_check(
         asset=cleaned,
         name=CHECK_NAME,
-        pool="duckdb",
+        
         blocking=False,
         description=(
             f"Columns {columns} of each partition against the contract's reference window {first}..{last} of "

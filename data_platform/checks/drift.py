@@ -43,7 +43,7 @@ from data_platform.assets.features import CATEGORICAL_FEATURES, FEATURES_KEY, FL
 from data_platform.assets.ml import MODEL_KEY, PREDICTIONS_KEY
 from data_platform.metadata import OWNER
 from data_platform.mlflow_store import MlflowStore
-from data_platform.warehouse import table_exists
+from data_platform.storage import table_exists
 
 FEATURE_DRIFT = "feature_drift"
 PREDICTION_DRIFT = "prediction_drift"
@@ -330,7 +330,7 @@ def _no_reference(subject: str) -> AssetCheckResult:
     asset=FEATURES_KEY,
     name=FEATURE_DRIFT,
     additional_deps=[MODEL_KEY],
-    pool="duckdb",
+    
     blocking=False,
     description=(
         "Every feature column of each partition against the champion's training set (Evidently; effect "
@@ -373,7 +373,7 @@ def _measure(context: AssetCheckExecutionContext, warehouse: DuckDBResource, mlf
     asset=PREDICTIONS_KEY,
     name=PREDICTION_DRIFT,
     additional_deps=[MODEL_KEY],
-    pool="duckdb",
+    
     blocking=False,
     description=(
         "Distribution of each partition's delay probabilities against the champion's scores of its own "

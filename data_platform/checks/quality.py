@@ -48,7 +48,7 @@ from data_platform.contracts import NULLED_VALUES, TableContract, to_pandera
 from data_platform.datasets.model import Dataset, Reference
 from data_platform.ingest import SourceResource
 from data_platform.partitions import days_between
-from data_platform.warehouse import table_exists
+from data_platform.storage import table_exists
 
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 TABLE = "table"          # the "partition" of an unpartitioned table's single verdict
@@ -193,7 +193,7 @@ def quality_checks_for(asset: str, rules: Sequence[Rule], op_name: Optional[str]
         for rule in rules
     ]
 
-    @multi_asset_check(specs=specs, name=op_name or f"{'__'.join(key.path)}__quality_checks", can_subset=True, pool="duckdb",
+    @multi_asset_check(specs=specs, name=op_name or f"{'__'.join(key.path)}__quality_checks", can_subset=True, 
                        description=f"Quality checks of {asset}, evaluated together over the run's partition range.")
     def _quality(context: AssetCheckExecutionContext, warehouse: DuckDBResource, source: SourceResource):
         selected = {check.name for check in context.selected_asset_check_keys}

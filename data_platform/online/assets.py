@@ -117,7 +117,7 @@ def write_range(conn, store: S.OnlineStore, first: dt.date, last: dt.date) -> di
     code_version=CODE_VERSION,
     partitions_def=F.PARTITIONS,
     backfill_policy=single_run,
-    pool="duckdb",
+    
     # Same-day dependencies, as for the features: the SQL reads the history it needs, and a month
     # backfilled from the UI then targets that month (a 28-day mapping would widen it downstream).
     deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.CLEANED_PLANES, F.CLEANED_AIRPORTS],
@@ -162,12 +162,12 @@ def online_features(context: AssetExecutionContext, warehouse: DuckDBResource, o
         "trailing aggregates) as the warehouse computes, and the store's newest day is not older. ERROR: "
         "serving would score that day's flights with missing inputs."
     ),
-    pool="duckdb",
+    
     additional_deps=[F.FEATURES_KEY],
 )
 def online_store_complete(context: AssetCheckExecutionContext, warehouse: DuckDBResource,
                           online_store: OnlineStoreResource) -> AssetCheckResult:
-    from data_platform.warehouse import table_exists
+    from data_platform.storage import table_exists
 
     with warehouse.get_connection() as conn:
         if not table_exists(conn, FEATURES_TABLE):
@@ -278,7 +278,7 @@ def compare_logged(conn, records: list[dict]) -> dict:
         "features and flights in the metadata. Predictions served stale (cut-off after the newest data) are "
         "counted, not compared; flights without offline features yet are pending."
     ),
-    pool="duckdb",
+    
     additional_deps=[F.FEATURES_KEY],
 )
 def online_features_match_offline(context: AssetCheckExecutionContext, warehouse: DuckDBResource) -> AssetCheckResult:
@@ -287,7 +287,7 @@ def online_features_match_offline(context: AssetCheckExecutionContext, warehouse
     days = _run_days(context)
     records = read_records(days)
     with warehouse.get_connection() as conn:
-        from data_platform.warehouse import table_exists
+        from data_platform.storage import table_exists
 
         outcome = compare_logged(conn, records) if records and table_exists(conn, FEATURES_TABLE) else {
             "compared": 0, "pending": len(records), "stale": 0, "mismatches": [], "by_feature": Counter()}
