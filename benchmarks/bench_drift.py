@@ -71,7 +71,7 @@ def run(home: Path, every: int, reference: tuple[str, str]) -> int:
     print(f"data home {home}; reference = feature partitions {reference[0]}..{reference[1]}")
     with DagsterInstance.get() as instance:
         started = time.monotonic()
-        if not _has_year_of_features(home):
+        if not _has_year_of_features():
             keys = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather", "features/flight_features"]
             upstream = AssetSelection.assets(*(AssetKey(k.split("/")) for k in keys)).without_checks()
             from data_platform.assets.features import REFERENCE_INPUTS
@@ -110,13 +110,13 @@ def run(home: Path, every: int, reference: tuple[str, str]) -> int:
     return 0
 
 
-def _has_year_of_features(home: Path) -> bool:
+def _has_year_of_features() -> bool:
+    """Whether the data home (DATA_PLATFORM_HOME) already holds a year of features."""
     import duckdb
 
-    path = home / "warehouse.duckdb"
-    if not path.exists():
-        return False
-    with duckdb.connect(str(path), read_only=True) as conn:
+    from data_platform import storage
+
+    with storage.connection() as conn:
         try:
             return conn.execute("SELECT count(DISTINCT day) FROM features.flight_features").fetchone()[0] == 365
         except duckdb.Error:
@@ -148,16 +148,13 @@ def agreement(every: int, reference: tuple[str, str]) -> None:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from data_platform import drift, drift_evidently, training_set
+    from data_platform import drift, drift_evidently, storage, training_set
     from data_platform.checks.drift import feature_policy
-    from data_platform.settings import warehouse_path
-
-    import duckdb
 
     policy = drift.configured(feature_policy())
     store = drift.ReportStore()
     days = [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(0, 365, every)]
-    with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+    with storage.connection() as conn:
         full = drift.typed(training_set.read_feature_window(conn, *(dt.date.fromisoformat(d) for d in reference)), policy)
         current = drift.typed(training_set.read_feature_window(conn, dt.date(2013, 1, 1), dt.date(2013, 12, 31)), policy)
     by_day = dict(tuple(current.groupby("day")))

@@ -34,13 +34,13 @@ def _timed(label: str, rows: list, action, per: int = 1, note: str = ""):
     return result
 
 
-def _has_cleaned_year(home: Path) -> bool:
+def _has_cleaned_year() -> bool:
+    """Whether the data home (DATA_PLATFORM_HOME) already holds the cleaned year and planes."""
     import duckdb
 
-    path = home / "warehouse.duckdb"
-    if not path.exists():
-        return False
-    with duckdb.connect(str(path), read_only=True) as conn:
+    from data_platform import storage
+
+    with storage.connection() as conn:
         try:
             days = conn.execute("SELECT count(DISTINCT day) FROM cleaned.flights").fetchone()[0]
             conn.execute("SELECT count(*) FROM cleaned.planes").fetchone()
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data home {home}\nset-up (not in the table):", flush=True)
             materialize_unpartitioned(AssetSelection.assets(*REFERENCE_INPUTS).without_checks(),
                                       instance=instance, resources=resources)
-            if _has_cleaned_year(home):
+            if _has_cleaned_year():
                 print("  raw + cleaned already there (kept data home), not rebuilt")
             else:
                 _timed("raw + cleaned, whole year", [], lambda: (

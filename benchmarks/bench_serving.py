@@ -56,13 +56,13 @@ def _timed(label: str, action):
     return result
 
 
-def _count(home: Path, sql: str) -> int:
+def _count(sql: str) -> int:
+    """A count in the data home's tables (DATA_PLATFORM_HOME); 0 when a table is not there yet."""
     import duckdb
 
-    path = home / "warehouse.duckdb"
-    if not path.exists():
-        return 0
-    with duckdb.connect(str(path), read_only=True) as conn:
+    from data_platform import storage
+
+    with storage.connection() as conn:
         try:
             return conn.execute(sql).fetchone()[0]
         except duckdb.Error:
@@ -80,7 +80,7 @@ def build(home: Path, redis_url: str | None) -> None:
 
     with DagsterInstance.get() as instance:
         resources = build_resources()
-        if _count(home, "SELECT count(DISTINCT day) FROM cleaned.flights") < 365:
+        if _count("SELECT count(DISTINCT day) FROM cleaned.flights") < 365:
             from dagster import AssetSelection
 
             from data_platform.assets.features import REFERENCE_INPUTS
@@ -90,13 +90,13 @@ def build(home: Path, redis_url: str | None) -> None:
             _timed("raw + cleaned, year", lambda: materialize_days(
                 ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"], FIRST, LAST,
                 instance=instance, resources=resources))
-        if _count(home, "SELECT count(DISTINCT day) FROM features.flight_features") < 365:
+        if _count("SELECT count(DISTINCT day) FROM features.flight_features") < 365:
             _timed("features, year", lambda: materialize_days(["features/flight_features"], FIRST, LAST,
                                                               instance=instance, resources=resources))
         if MlflowStore.from_env().version_by_alias() is None:
             _timed("delay model (default windows)", lambda: materialize_unpartitioned(
                 ["ml/delay_model"], instance=instance, resources=resources))
-        if _count(home, "SELECT count(DISTINCT day) FROM ml.delay_predictions WHERE day >= '2013-12-01'") < 31:
+        if _count("SELECT count(DISTINCT day) FROM ml.delay_predictions WHERE day >= '2013-12-01'") < 31:
             _timed("predictions, December", lambda: materialize_days(["ml/delay_predictions"], "2013-12-01", LAST,
                                                                      instance=instance, resources=resources))
         store = home / "online" / "features.sqlite"
@@ -119,13 +119,12 @@ def _online_days(url: str) -> int:
         store.close()
 
 
-def sample_flights(home: Path, count: int, seed: str = "serving") -> list[dict]:
+def sample_flights(count: int, seed: str = "serving") -> list[dict]:
     """Flights across the year, with their batch prediction when December has one."""
-    import duckdb
-
+    from data_platform import storage
     from data_platform.online.assemble import LOCAL
 
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+    with storage.connection() as conn:
         rows = conn.execute(
             """
             SELECT f.carrier, f.flight, f.origin, f.dest, f.sched_dep_utc, f.tailnum, p.probability, p.model_version
@@ -293,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 stores.append(("Redis", redis_url))
         print(f"building in {home} (cpu count {os.cpu_count()})", flush=True)
         build(home, redis_url)
-        flights = sample_flights(home, max(args.singles + 200, 3000))
+        flights = sample_flights(max(args.singles + 200, 3000))
         results = {}
         for name, url in stores:
             print(f"measuring {name} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) ...", flush=True)

@@ -1,7 +1,7 @@
-"""Shared set-up for the feature and model tests: a seeded warehouse built once per test session.
+"""Shared set-up for the feature and model tests: seeded tables built once per test session.
 
-Building raw and cleaned January data takes seconds; every test gets its own copy of the file in
-its own data home, so tests stay independent while paying for the seed once.
+Building raw and cleaned January data takes seconds; every test gets its own copy of the tables
+folder in its own data home, so tests stay independent while paying for the seed once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dagster import DagsterInstance
 
 from data_platform.runner import materialize_days, materialize_unpartitioned
 from data_platform.settings import PROJECT_ROOT
+from data_platform.storage.delta import TABLES_DIR
 
 SEED_FIRST, SEED_LAST = "2013-01-01", "2013-01-21"
 UPSTREAM = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"]
@@ -24,7 +25,8 @@ _SEED: dict[str, Path] = {}
 
 @pytest.fixture(scope="session")
 def seeded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse file with raw and cleaned flights and weather for SEED_FIRST..SEED_LAST.
+    """A tables folder (`$DATA_PLATFORM_HOME/tables`) with raw and cleaned flights and weather for
+    SEED_FIRST..SEED_LAST.
 
     Built once per test process even when several modules import this fixture.
     """
@@ -53,11 +55,16 @@ def _build_seed(home: Path) -> Path:
             materialize_unpartitioned(AssetSelection.assets(*REFERENCE_INPUTS).without_checks(),
                                       instance=instance, resources=resources)
             materialize_days(UPSTREAM, SEED_FIRST, SEED_LAST, instance=instance, resources=resources)
-    return home / "warehouse.duckdb"
+    return home / TABLES_DIR
+
+
+def copy_tables(tables: Path, home: Path) -> None:
+    """Give `home` its own copy of a tables folder (Delta logs name their files relative to the table)."""
+    shutil.copytree(tables, home / TABLES_DIR)
 
 
 @pytest.fixture
 def seeded_home(platform_home: Path, seeded_warehouse: Path) -> Path:
-    """The test's own data home, starting from a copy of the seeded warehouse."""
-    shutil.copy(seeded_warehouse, platform_home / "warehouse.duckdb")
+    """The test's own data home, starting from a copy of the seeded tables."""
+    copy_tables(seeded_warehouse, platform_home)
     return platform_home

@@ -1,6 +1,6 @@
 """A home with features, a champion, batch predictions and the online store, and the real service on it.
 
-Built once per test module from the session's seeded warehouse (raw and cleaned January 1-21): features
+Built once per test module from the session's seeded tables (raw and cleaned January 1-21): features
 for the 21 days, a small model trained on January 6-14 (holdout 16-21), batch predictions of the
 holdout days and `ml/online_features` for every day. The service runs as its own process
 (`python -m data_platform serve`) on a free loopback port, as users run it.
@@ -27,6 +27,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from data_platform.settings import PROJECT_ROOT
+from data_platform_tests.ml_fixtures import copy_tables
 
 DAYS = ("2013-01-01", "2013-01-21")
 SCORED = ("2013-01-16", "2013-01-21")
@@ -76,7 +77,7 @@ def run(selection, first: Optional[str] = None, last: Optional[str] = None, run_
 
 def build_serving_home(root: Path, seeded_warehouse: Path) -> Path:
     home = new_home(root)
-    shutil.copy(seeded_warehouse, home / "warehouse.duckdb")
+    copy_tables(seeded_warehouse, home)
     with platform_env(home):
         assert run(["features/flight_features"], *DAYS).success
         assert run(AssetSelection.assets(["ml", "delay_model"]),

@@ -10,7 +10,7 @@ from data_platform.runner import materialize_days, materialize_unpartitioned
 from data_platform_tests.quality_helpers import FLIGHTS, REFERENCES, WEATHER
 
 
-def test_catalog_lists_every_asset_with_its_latest_partition_versions(instance, resources, tmp_path, capsys):
+def test_catalog_lists_every_asset_with_its_latest_partition_versions(platform_home, instance, resources, tmp_path, capsys):
     references = materialize_unpartitioned(REFERENCES, instance=instance, resources=resources)
     first = materialize_days([*FLIGHTS, *WEATHER], "2013-01-01", "2013-01-02", instance=instance, resources=resources)
     again = materialize_days(FLIGHTS, "2013-01-02", instance=instance, resources=resources)
@@ -36,7 +36,8 @@ def test_catalog_lists_every_asset_with_its_latest_partition_versions(instance, 
     assert flights["metadata"]["quarantine_table"] == "quarantine.flights"
     # The published ODCS contracts of the stored table and its quarantine (data_platform/publish.py).
     contract = flights["odcs_contract"]
-    assert contract["id"] == "urn:data-platform:table:cleaned.flights" and contract["servers"][0]["schema"] == "cleaned"
+    assert contract["id"] == "urn:data-platform:table:cleaned.flights"
+    assert contract["servers"][0]["path"] == (platform_home / "tables" / "cleaned" / "flights").as_uri()
     assert [p["name"] for p in contract["schema"][0]["properties"]] == [c["name"] for c in flights["column_schema"]]
     assert flights["quarantine_odcs_contract"]["schema"][0]["name"] == "flights"
     assert records["ml/delay_predictions"]["odcs_contract"]["name"] == "ml.delay_predictions"

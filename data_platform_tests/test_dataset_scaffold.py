@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from dagster import materialize
 
-from data_platform import settings
+from data_platform import settings, storage
 from data_platform.datasets.component import dataset_definitions
 from data_platform.datasets.load import read_contract
 from data_platform.datasets.scaffold import ScaffoldError, check_contracts, new_contract
@@ -53,7 +53,7 @@ def test_a_reference_table_draft_has_its_key_allowed_values_and_ranges_and_mater
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations), [(e.check_name, e.description) for e in evaluations if not e.passed]
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
+    with storage.connection() as conn:
         assert conn.execute("SELECT count(*) FROM raw.grunfeld").fetchone()[0] == len(rows)
         assert conn.execute("SELECT count(*) FROM quarantine.grunfeld").fetchone()[0] == 0
         assert conn.execute("SELECT sum(invest), count(DISTINCT firm) FROM cleaned.grunfeld").fetchone() == (
@@ -156,6 +156,6 @@ def test_without_a_natural_key_the_draft_keys_on_every_filled_column_and_materia
                          instance=instance, resources=resources)
     evaluations = result.get_asset_check_evaluations()
     assert result.success and evaluations and all(e.passed for e in evaluations)
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
+    with storage.connection() as conn:
         assert conn.execute("SELECT count(*) FROM cleaned.star98").fetchone()[0] == len(rows)
         assert conn.execute("SELECT count(*) FROM quarantine.star98").fetchone()[0] == 0

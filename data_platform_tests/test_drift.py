@@ -2,7 +2,7 @@
 
 One landing directory of real days is built once per module: January 1-21 (the 21st with its
 temperatures written in degrees Celsius, a plausible unit bug upstream) and July 10. Every test gets
-its own copy of the warehouse built from it.
+its own copy of the tables built from it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, AssetSelection, DagsterInstance, materialize
 
-from data_platform import drift, training_set
+from data_platform import drift, storage, training_set
 from data_platform.checks.drift import (
     FEATURE_DRIFT_CHECK,
     FEATURE_DRIFT_RECORD,
@@ -28,6 +28,8 @@ from data_platform.checks.drift import (
 from data_platform.runner import materialize_days, materialize_unpartitioned
 from data_platform.settings import PROJECT_ROOT, reports_url
 from data_platform.ingest import SourceResource, source_columns
+from data_platform.storage.delta import TABLES_DIR
+from data_platform_tests.ml_fixtures import copy_tables
 
 SHIFTED_DAY = "2013-01-21"
 JANUARY = ("2013-01-01", "2013-01-21")
@@ -60,7 +62,7 @@ def celsius(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def drift_seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(landing directory, warehouse built from it through features for January 1-21 and July 10)."""
+    """(landing directory, tables built from it through features for January 1-21 and July 10)."""
     root = tmp_path_factory.mktemp("drift_seed")
     landing, home = root / "landing", root / "data"
     write_landing(landing, *JANUARY)
@@ -87,13 +89,13 @@ def drift_seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                                       instance=instance, resources=resources)
             for first, last in (JANUARY, (JULY_DAY, JULY_DAY)):
                 materialize_days(PIPELINE, first, last, instance=instance, resources=resources)
-    return landing, home / "warehouse.duckdb"
+    return landing, home / TABLES_DIR
 
 
 @pytest.fixture
 def drift_home(platform_home: Path, drift_seed, monkeypatch: pytest.MonkeyPatch) -> Path:
-    landing, warehouse = drift_seed
-    shutil.copy(warehouse, platform_home / "warehouse.duckdb")
+    landing, tables = drift_seed
+    copy_tables(tables, platform_home)
     monkeypatch.setenv("DATA_PLATFORM_LANDING_DIR", str(landing))
     monkeypatch.delenv(drift.REFERENCE_ENV, raising=False)
     monkeypatch.delenv(drift.CONFIG_ENV, raising=False)
@@ -296,9 +298,7 @@ def test_the_champions_training_set_is_the_reference_of_features_and_scores(drif
                      for day, group in reference.groupby("day")]
     threshold = max(0.1, max(leave_one_out))
     assert probability["threshold"] == pytest.approx(threshold, abs=1e-4)
-    import duckdb
-
-    with duckdb.connect(str(drift_home / "warehouse.duckdb"), read_only=True) as conn:
+    with storage.connection() as conn:
         stored = conn.execute("SELECT day, probability FROM ml.delay_predictions").df()
     expected = {}
     for day, group in stored.groupby(stored["day"].dt.strftime("%Y-%m-%d")):

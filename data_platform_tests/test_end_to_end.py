@@ -8,14 +8,14 @@ import signal
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from data_platform import automation
+from data_platform import automation, storage
 from data_platform.checks import freshness
 from data_platform_tests.browser import LAYERS, PLOTTED, browser, newcomer, screenshots  # noqa: F401  (fixtures)
 from data_platform_tests.conftest import GRAPH_DAYS, MONTH
 from data_platform_tests.devstack import ASSETS, DevStack, metadata
+from data_platform_tests.serving_fixtures import platform_env
 
 pytestmark = pytest.mark.real_process
 
@@ -89,7 +89,7 @@ def test_a_whole_graph_backfill_from_the_ui_on_nothing_materialized_is_green(bac
         assert (key, freshness.CHECK_NAME) in checks, key
 
     # the tables behind the daily assets hold exactly the three days
-    with duckdb.connect(str(stack.data_home / "warehouse.duckdb"), read_only=True) as conn:
+    with platform_env(stack.data_home), storage.connection() as conn:
         assert conn.execute("SELECT count(*) FROM raw.flights WHERE day BETWEEN '2013-12-29' AND '2013-12-31'"
                             ).fetchone()[0] == FLIGHTS_ON_GRAPH_DAYS
     print("end to end: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results["timings"].items()))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pandas as pd
 import pytest
 
+from data_platform import storage
 from data_platform.assets import features as F
+from data_platform.datasets import dataset
 from data_platform.runner import materialize_days
+from data_platform_tests.edit_tables import edit
 from data_platform_tests.ml_fixtures import seeded_home, seeded_warehouse  # noqa: F401  (fixtures)
 
 FEATURES = ["features/flight_features"]
@@ -24,29 +26,31 @@ def _features(warehouse) -> pd.DataFrame:
     return frame.set_index(["day", "carrier", "flight", "origin"])
 
 
-def _perturb(path) -> None:
+def _perturb() -> None:
     """Change everything a D1/D2 feature must not depend on, keeping which flights completed."""
-    with duckdb.connect(str(path)) as conn:
-        # Every day after D2: outcomes, schedules and weather change, some flights vanish.
-        conn.execute(
-            """
-            UPDATE cleaned.flights SET arr_delay = arr_delay + 300, dep_delay = dep_delay + 300,
-                   distance = distance + 1, sched_arr_time = 100
-            WHERE day > ?
-            """, [D2])
-        conn.execute("DELETE FROM cleaned.flights WHERE day > ? AND flight % 2 = 0", [D2])
-        conn.execute("UPDATE cleaned.weather SET temp = -40, visib = 0, precip = 5 WHERE day > ?", [D2])
+    edit(
+        dataset("flights").cleaned,
+        # Every day after D2: outcomes and schedules change, some flights vanish.
+        ("""
+         UPDATE edited SET arr_delay = arr_delay + 300, dep_delay = dep_delay + 300,
+                distance = distance + 1, sched_arr_time = 100
+         WHERE day > ?
+         """, [D2]),
+        ("DELETE FROM edited WHERE day > ? AND flight % 2 = 0", [D2]),
         # D2 itself: the flights' own outcomes (departure, arrival, air time) change; the label may.
-        conn.execute(
-            """
-            UPDATE cleaned.flights SET dep_delay = dep_delay + 120, arr_delay = -arr_delay,
-                   dep_time = (dep_time % 2400) + 1, arr_time = (arr_time % 2400) + 1, air_time = air_time + 30
-            WHERE day = ? AND NOT cancelled
-            """, [D2])
-        # Weather observed after WEATHER_CUT (the rest of D2 and the days after).
-        conn.execute(
-            "UPDATE cleaned.weather SET temp = temp + 50, visib = 0.1, wind_speed = 80, pressure = 900, "
-            "humid = 5 WHERE observed_at > ?", [WEATHER_CUT])
+        ("""
+         UPDATE edited SET dep_delay = dep_delay + 120, arr_delay = -arr_delay,
+                dep_time = (dep_time % 2400) + 1, arr_time = (arr_time % 2400) + 1, air_time = air_time + 30
+         WHERE day = ? AND NOT cancelled
+         """, [D2]),
+    )
+    edit(
+        dataset("weather").cleaned,
+        # Every day after D2, and weather observed after WEATHER_CUT (the rest of D2 and the days after).
+        ("UPDATE edited SET temp = -40, visib = 0, precip = 5 WHERE day > ?", [D2]),
+        ("UPDATE edited SET temp = temp + 50, visib = 0.1, wind_speed = 80, pressure = 900, humid = 5 "
+         "WHERE observed_at > ?", [WEATHER_CUT]),
+    )
 
 
 def test_features_ignore_the_future_and_the_flights_own_outcome(seeded_home, instance, resources, warehouse):
@@ -54,7 +58,7 @@ def test_features_ignore_the_future_and_the_flights_own_outcome(seeded_home, ins
     before = _features(warehouse)
     assert set(before.index.get_level_values("day").date) == {D1, D2}
 
-    _perturb(seeded_home / "warehouse.duckdb")
+    _perturb()
     materialize_days(FEATURES, D1, D2, instance=instance, resources=resources)
     after = _features(warehouse)
 
@@ -156,10 +160,8 @@ def test_features_contract_check_passes_on_real_data_and_blocks_a_leak(seeded_ho
     checks = _check_results(result, "features/flight_features")
     assert checks["matches_features_contract"].passed and checks["flight_key_unique"].passed
     # A row whose weather was observed after its cut-off: the contract check fails, per partition.
-    with duckdb.connect(str(seeded_home / "warehouse.duckdb")) as conn:
-        conn.execute(
-            "UPDATE features.flight_features SET weather_observed_at = sched_dep_utc "
-            "WHERE day = '2013-01-09' AND carrier = 'UA' AND origin = 'EWR'")
+    edit(F.CONTRACT, "UPDATE edited SET weather_observed_at = sched_dep_utc "
+                     "WHERE day = '2013-01-09' AND carrier = 'UA' AND origin = 'EWR'")
     rerun = materialize_days(AssetSelection.checks_for_assets(FEATURES_KEY), "2013-01-08", "2013-01-10",
                              instance=instance, resources=resources, raise_on_error=False)
     failed = _check_results(rerun, "features/flight_features")["matches_features_contract"]
@@ -211,20 +213,18 @@ def test_trailing_rates_count_only_outcomes_known_at_the_earliest_cutoff_of_the_
 
     # The perturbation: the outcomes of D1's late arrivals flip; D2's features must not move. The
     # same flip of flights that landed before the horizon moves them (the test can fail).
-    def flip(conn, rows):
-        for row in rows.itertuples():
-            conn.execute("UPDATE cleaned.flights SET arr_delay = CASE WHEN arr_delay > 15 THEN 0 ELSE 90 END "
-                         "WHERE day = ? AND carrier = ? AND flight = ? AND origin = ?",
-                         [D1, row.carrier, row.flight, row.origin])
+    def flip(rows):
+        edit(dataset("flights").cleaned, *[
+            ("UPDATE edited SET arr_delay = CASE WHEN arr_delay > 15 THEN 0 ELSE 90 END "
+             "WHERE day = ? AND carrier = ? AND flight = ? AND origin = ?", [D1, row.carrier, row.flight, row.origin])
+            for row in rows.itertuples()])
 
     on_d2 = lambda frame: frame[frame.index.get_level_values("day").date == D2]  # noqa: E731
     before = on_d2(_features(warehouse))
-    with duckdb.connect(str(seeded_home / "warehouse.duckdb")) as conn:
-        flip(conn, d1[late])
+    flip(d1[late])
     materialize_days(FEATURES, D2, D2, instance=instance, resources=resources)
     pd.testing.assert_frame_equal(before, on_d2(_features(warehouse)))
-    with duckdb.connect(str(seeded_home / "warehouse.duckdb")) as conn:
-        flip(conn, d1[~late].head(20))
+    flip(d1[~late].head(20))
     materialize_days(FEATURES, D2, D2, instance=instance, resources=resources)
     assert (before["origin_delay_rate_1d"] != on_d2(_features(warehouse))["origin_delay_rate_1d"]).any()
 
@@ -241,7 +241,7 @@ def test_column_lineage_is_derived_from_the_feature_declarations():
     assert _deps(lineage, "sched_dep_minute_of_day") == {("cleaned/flights", "hour"), ("cleaned/flights", "minute")}
 
 
-def test_a_new_declaration_reaches_the_sql_the_service_the_catalog_and_the_lineage(seeded_warehouse):
+def test_a_new_declaration_reaches_the_sql_the_service_the_catalog_and_the_lineage(seeded_home):
     """Two declarations added, nothing else edited: one reads inputs other features read, one a planes
     column no feature read so far. Both are computed by the offline SQL on real rows (checked against
     the cleaned tables) and by the online function, and appear in the catalog schema and the lineage."""
@@ -256,7 +256,7 @@ def test_a_new_declaration_reaches_the_sql_the_service_the_catalog_and_the_linea
                   "plane", categorical=True),
     ]
     day = dt.date(2013, 1, 15)
-    with duckdb.connect(str(seeded_warehouse), read_only=True) as conn:
+    with storage.connection() as conn:
         frame = conn.execute(F.feature_query(declarations),
                              {"first": day, "last": day, "holidays": F.federal_holidays(day, day)}).df()
         planes = conn.execute("SELECT tailnum, manufacturer FROM cleaned.planes").df()

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
+from data_platform import storage
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days
 from data_platform.ingest import SourceResource, source_columns
+from data_platform.storage.delta import history
 
 DAILY = ["raw/flights", "raw/weather", "cleaned/flights", "cleaned/weather"]
 
@@ -117,10 +119,12 @@ def test_range_run_equals_single_partition_runs(tmp_path, monkeypatch, instance,
     with DagsterInstance.ephemeral() as other_instance:
         for day in ("2013-01-01", "2013-01-02", "2013-01-03"):
             singles[day] = materialize_days(DAILY, day, instance=other_instance, resources=build_resources())
-    import duckdb
-
-    with duckdb.connect(str(other_home / "warehouse.duckdb"), read_only=True) as conn:
+    with storage.connection() as conn:
         single_rows = conn.execute("SELECT * FROM cleaned.flights ORDER BY ALL").df()
+    # The other home holds its own tables: the single-day runs did not touch the first home's.
+    assert storage.table_uri("cleaned.flights") == (other_home / "tables" / "cleaned" / "flights").as_uri()
+    assert [commit["run_id"] for commit in history("cleaned.flights")] == [
+        singles[day].run_id for day in reversed(singles)]
 
     pd.testing.assert_frame_equal(ranged_rows, single_rows)
     for asset in DAILY:

@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import AssetCheckKey, AssetKey
 
+from data_platform import storage
 from data_platform.settings import PROJECT_ROOT
 
 CO2_CSV = Path(importlib.util.find_spec("statsmodels").origin).parent / "datasets" / "co2" / "co2.csv"
@@ -153,7 +153,7 @@ def test_onboard_a_package_file_and_a_landed_file_to_checked_tables_in_the_catal
     too_high = [(day, value) for day, value in in_range if value and float(value) > MAXIMUM]
     empty = [day for day, value in in_range if not value]
     assert len(too_high) == 1 and len(empty) == 4  # what the real data holds, read without the platform
-    with duckdb.connect(str(platform_home / "warehouse.duckdb"), read_only=True) as conn:
+    with storage.connection() as conn:
         raw = conn.execute("SELECT day, date, co2 FROM raw.co2 ORDER BY day").fetchall()
         assert raw == [(day, day.strftime("%Y%m%d"), value or None) for day, value in in_range]
         cleaned = conn.execute("SELECT day, date, co2 FROM cleaned.co2 ORDER BY day").fetchall()

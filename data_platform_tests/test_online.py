@@ -17,11 +17,14 @@ import duckdb
 import pytest
 from dagster import AssetSelection
 
+from data_platform import storage
 from data_platform.assets import features as F
+from data_platform.datasets import dataset
 from data_platform.online import assemble as A
 from data_platform.online import store as S
 from data_platform.online.assets import COMPARED, COMPLETE_CHECK, ONLINE_KEY, SKEW_CHECK, OnlineStoreResource, same
-from data_platform.settings import warehouse_path
+from data_platform.storage.delta import TABLES_DIR
+from data_platform_tests.edit_tables import edit
 from data_platform_tests.ml_fixtures import seeded_warehouse  # noqa: F401  (fixture)
 from data_platform_tests.serving_fixtures import (
     DAYS, SCORED, build_serving_home, platform_env, redis_server, run, start_service,
@@ -44,7 +47,7 @@ def service(serving_home):
 
 
 def offline_rows(home: Path, first: str, last: str, every: int = 1) -> list[dict]:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+    with platform_env(home), storage.connection() as conn:
         cursor = conn.execute(
             """
             SELECT f.*, p.probability, p.model_version FROM features.flight_features f
@@ -75,22 +78,18 @@ def mismatches(answer: dict, row: dict, with_probability: bool = True) -> list[s
 
 
 @contextlib.contextmanager
-def warehouse_moved_away(home: Path) -> Iterator[list[Path]]:
-    """The warehouse's files (the database and its write-ahead log) renamed for the duration, so
-    nothing can open them by name; yields their temporary names. Restored afterwards."""
-    with platform_env(home):
-        warehouse = warehouse_path()
-    files = [path for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")) if path.exists()]
-    assert warehouse in files
-    moved = [path.with_name(path.name + ".moved-away") for path in files]
-    for path, away in zip(files, moved):
-        os.replace(path, away)
+def tables_moved_away(home: Path) -> Iterator[tuple[Path, Path]]:
+    """The home's tables folder renamed for the duration, so nothing can open a table by name; yields
+    (its name, its temporary name). Restored afterwards."""
+    tables = home / TABLES_DIR
+    assert (tables / "ml" / "delay_predictions" / "_delta_log").is_dir()
+    moved = tables.with_name(tables.name + ".moved-away")
+    os.replace(tables, moved)
     try:
-        yield [*files, *moved]
-        assert not [path for path in files if path.exists()], "something created the warehouse again"
+        yield tables, moved
+        assert not tables.exists(), "something created the tables folder again"
     finally:
-        for path, away in zip(files, moved):
-            os.replace(away, path)
+        os.replace(moved, tables)
 
 
 def opened_files(pid: int) -> set[str]:
@@ -103,9 +102,9 @@ def test_served_features_and_probabilities_equal_offline_and_batch(serving_home)
     assert len(rows) >= 1000
     singles, batched = rows[:200], rows[200:]
     answers = []
-    # The service reads the online store and the registry, never the warehouse: it starts and
-    # answers while the warehouse's files are not there under any name it could know.
-    with warehouse_moved_away(serving_home) as warehouse_files:
+    # The service reads the online store and the registry, never the tables: it starts and
+    # answers while the tables' files are not there under any name it could know.
+    with tables_moved_away(serving_home) as folders:
         service = start_service(serving_home)
         try:
             for row in singles:
@@ -120,7 +119,7 @@ def test_served_features_and_probabilities_equal_offline_and_batch(serving_home)
         finally:
             service.stop()
     assert str(serving_home / "online" / "features.sqlite") in opened
-    assert not opened & {str(path) for path in warehouse_files}
+    assert not [path for path in opened if path.startswith(tuple(os.path.realpath(f) + os.sep for f in folders))]
     assert len(answers) == len(rows)
     wrong = {f"{r['day']} {r['carrier']}{r['flight']} {r['origin']}": m for r, a in zip(rows, answers) if (m := mismatches(a, r))}
     assert not wrong, f"{len(wrong)} of {len(rows)} flights differ: {dict(list(wrong.items())[:5])}"
@@ -131,7 +130,7 @@ def test_served_features_and_probabilities_equal_offline_and_batch(serving_home)
 
 @pytest.mark.real_process
 def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_served(serving_home, tmp_path):
-    # A copy of the home (warehouse, registry, online store) that this test may perturb.
+    # A copy of the home (tables, registry, online store) that this test may perturb.
     home = tmp_path / "data"
     shutil.copytree(serving_home, home, ignore=shutil.ignore_patterns("serve-*.log", "predictions"))
     rows = offline_rows(home, D2, D2)
@@ -141,16 +140,17 @@ def test_point_in_time_perturbing_everything_after_the_cutoff_changes_nothing_se
         # A flight two days later reads D2 + 1 in its trailing rates (and caches them in the service).
         later_flight = request_of(offline_rows(home, "2013-01-12", "2013-01-12")[0])
         later_before = service.call("POST", "/predict", later_flight)[1]
-        with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        with platform_env(home):
             # Days after D2: outcomes, schedules and weather change; D2's own outcomes change; weather
             # observed after WEATHER_CUT changes.
-            conn.execute("UPDATE cleaned.flights SET arr_delay = arr_delay + 300, dep_delay = dep_delay + 300, "
-                         "distance = distance + 1, sched_arr_time = 100 WHERE day > ?", [D2])
-            conn.execute("UPDATE cleaned.flights SET dep_delay = dep_delay + 120, arr_delay = -arr_delay, "
-                         "air_time = air_time + 30 WHERE day = ? AND NOT cancelled", [D2])
-            conn.execute("UPDATE cleaned.weather SET temp = temp + 50, visib = 0.1, wind_speed = 80, humid = 5 "
-                         "WHERE observed_at > ?", [WEATHER_CUT])
-        with platform_env(home):
+            edit(dataset("flights").cleaned,
+                 ("UPDATE edited SET arr_delay = arr_delay + 300, dep_delay = dep_delay + 300, "
+                  "distance = distance + 1, sched_arr_time = 100 WHERE day > ?", [D2]),
+                 ("UPDATE edited SET dep_delay = dep_delay + 120, arr_delay = -arr_delay, "
+                  "air_time = air_time + 30 WHERE day = ? AND NOT cancelled", [D2]))
+            edit(dataset("weather").cleaned,
+                 ("UPDATE edited SET temp = temp + 50, visib = 0.1, wind_speed = 80, humid = 5 "
+                  "WHERE observed_at > ?", [WEATHER_CUT]))
             assert run(["features/flight_features", "ml/online_features"], *DAYS).success
         after = service.call("POST", "/predict/batch", {"flights": [request_of(r) for r in rows[:1000]]})[1]["predictions"]
         later_after = service.call("POST", "/predict", later_flight)[1]

@@ -3,27 +3,26 @@
 On real stored tables of a small materialized range: every authoring contract (the bundled five and
 a scaffolded one) and every published contract lints without errors; the SQL that datacontract-cli
 exports from each published contract creates exactly the stored table's columns and types; and its
-`test` passes on every stored table (read from a copy in its own DuckDB: it cannot open the
-platform's DuckDB 2.0 file). The published key includes `day`: without it, the same test finds the
+`test` passes on every stored table (read from a copy in its own DuckDB: it cannot read the
+platform's Delta tables offline). The published key includes `day`: without it, the same test finds the
 duplicates that a table-wide key reports on two days of clean data.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 
-import duckdb
 import pytest
 import yaml
 
-from data_platform import settings
-from data_platform.contracts import PERFORMANCE, PREDICTIONS
+from data_platform import settings, storage
+from data_platform.contracts import PERFORMANCE, PREDICTIONS, ddl
 from data_platform.datasets import load_datasets
 from data_platform.datasets.scaffold import new_contract
 from data_platform.publish import write_contracts
 from data_platform.runner import materialize_days, materialize_unpartitioned
-from data_platform.storage import ensure_table
 from data_platform_tests.datacontract_cli import run as datacontract
 
 FIRST, LAST = "2013-01-01", "2013-01-02"
@@ -34,13 +33,15 @@ DAILY = ["raw/flights", "cleaned/flights", "raw/weather", "cleaned/weather", "fe
 @pytest.fixture
 def stored(platform_home, instance, resources, tmp_path):
     """The bundled datasets and the features over two days, stored; the ML tables the model writes
-    (it needs a trained model) created empty the way their assets create them. Returns the
-    published contracts by table name."""
+    (it needs a trained model) stored empty through the storage boundary, as their assets write them.
+    Returns the published contracts by table name."""
     materialize_unpartitioned(REFERENCE, instance=instance, resources=resources)
     materialize_days(DAILY, FIRST, LAST, instance=instance, resources=resources)
-    with duckdb.connect(str(platform_home / "warehouse.duckdb")) as conn:
+    with storage.connection() as conn:
         for contract in (PREDICTIONS, PERFORMANCE):
-            ensure_table(conn, contract)
+            conn.execute(f"CREATE TEMP TABLE empty ({ddl(contract)})")
+            storage.replace_days(conn, contract, "SELECT * FROM empty", [], *map(dt.date.fromisoformat, (FIRST, LAST)))
+            conn.execute("DROP TABLE empty")
     folder = tmp_path / "published"
     done = subprocess.run([sys.executable, "-m", "data_platform", "dataset", "publish", "--output", str(folder)],
                           cwd=settings.PROJECT_ROOT, capture_output=True, text=True, timeout=300)
@@ -49,9 +50,9 @@ def stored(platform_home, instance, resources, tmp_path):
     return {path.rsplit("/", 1)[1].removesuffix(".odcs.yaml"): path for path in paths}
 
 
-def _stored_columns(home, table: str) -> list[tuple[str, str]]:
+def _stored_columns(table: str) -> list[tuple[str, str]]:
     layer, name = table.split(".")
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+    with storage.connection() as conn:
         return conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
                             "AND table_name = ? ORDER BY ordinal_position", [layer, name]).fetchall()
 
@@ -77,7 +78,7 @@ def test_datacontract_cli_reads_the_published_contracts_as_the_tables_are_stored
     # Stored tables to Parquet (the platform's DuckDB), loaded by datacontract-cli into its own DuckDB.
     parquet = tmp_path / "parquet"
     parquet.mkdir()
-    with duckdb.connect(str(platform_home / "warehouse.duckdb"), read_only=True) as conn:
+    with storage.connection() as conn:
         counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
         for table in tables:
             conn.execute(f"COPY {table} TO '{parquet / table}.parquet' (FORMAT parquet)")
@@ -88,9 +89,11 @@ def test_datacontract_cli_reads_the_published_contracts_as_the_tables_are_stored
     for table, path in stored.items():
         document = yaml.safe_load(open(path, encoding="utf-8"))
         (server,) = document["servers"]
-        assert (server["type"], server["database"], server["schema"]) == (
-            "duckdb", str(platform_home / "warehouse.duckdb"), table.split(".")[0])
-        server["database"] = str(theirs)
+        layer, name = table.split(".")
+        assert {key: server[key] for key in ("server", "type", "format", "path")} == {
+            "server": "tables", "type": "local", "format": "delta",
+            "path": (platform_home / "tables" / layer / name).as_uri()}
+        document["servers"] = [{"server": "copy", "type": "duckdb", "database": str(theirs), "schema": layer}]
         tested[table] = tmp_path / f"test.{table}.odcs.yaml"
         tested[table].write_text(yaml.safe_dump(document, sort_keys=False))
     # The key as every tool reads primaryKey (table-wide), without the partition: what went wrong before.
@@ -113,7 +116,7 @@ def test_datacontract_cli_reads_the_published_contracts_as_the_tables_are_stored
     for table, path in stored.items():
         exported = results["export_sql"][path]["columns"]
         assert {row[0] for row in exported} == {table.split(".")[1]}, results["export_sql"][path]["ddl"]
-        assert [(column, kind) for _, column, kind in exported] == _stored_columns(platform_home, table), table
+        assert [(column, kind) for _, column, kind in exported] == _stored_columns(table), table
 
     for table, path in tested.items():
         outcome = results["test"][str(path)]
@@ -123,12 +126,12 @@ def test_datacontract_cli_reads_the_published_contracts_as_the_tables_are_stored
         # The one warning: references to other contracts are not followed by datacontract-cli 1.2.8.
         warnings = [c for c in checks if c["result"] == "warning"]
         assert all("relationship" in (c["reason"] or "") for c in warnings), (table, warnings)
-        assert sum(c["result"] == "passed" for c in checks) >= len(_stored_columns(platform_home, table)), table
+        assert sum(c["result"] == "passed" for c in checks) >= len(_stored_columns(table)), table
     flights = results["test"][str(tested["cleaned.flights"])]["checks"]
     key_checks = [c for c in flights if "primary key" in c["name"].lower()]
     assert key_checks and all(c["result"] == "passed" for c in key_checks), key_checks
     type_checks = [c for c in flights if " has type " in c["name"]]
-    assert len(type_checks) == len(_stored_columns(platform_home, "cleaned.flights")), type_checks
+    assert len(type_checks) == len(_stored_columns("cleaned.flights")), type_checks
     no_day = results["test"][str(tmp_path / "no_day.odcs.yaml")]["checks"]
     assert any("primary key" in c["name"].lower() and c["result"] == "failed" for c in no_day), no_day
 
@@ -165,7 +168,10 @@ def test_published_contract_names_the_stored_columns_keys_and_origin(platform_ho
     readme = (settings.PROJECT_ROOT / "README.md").read_text()
     excerpt = yaml.safe_load(readme.split("(published)</th></tr>", 1)[1].split("```yaml\n")[2].split("```")[0])
     assert excerpt["id"] == cleaned["id"] and excerpt["version"] == cleaned["version"]
-    assert excerpt["servers"][0]["schema"] == cleaned["servers"][0]["schema"] == "cleaned"
+    (shown,), (published,) = excerpt["servers"], cleaned["servers"]
+    assert {k: v for k, v in shown.items() if k != "path"} == {
+        k: v for k, v in published.items() if k not in ("path", "description")}
+    assert shown["path"].endswith("/tables/cleaned/flights") and published["path"].endswith("/tables/cleaned/flights")
     for shown in excerpt["schema"][0]["properties"]:
         stored = {k: v for k, v in props[shown["name"]].items() if k != "description"}
         assert shown == stored, shown["name"]

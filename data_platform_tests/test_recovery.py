@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
@@ -18,7 +17,8 @@ from data_platform.datasets import dataset
 from data_platform.runner import materialize_days
 from data_platform.settings import PROJECT_ROOT
 from data_platform.ingest import SourceResource
-from data_platform.storage import partition_stats
+from data_platform import storage
+from data_platform.storage.delta import table_path
 from data_platform_tests.test_foundation import write_landing_day
 
 DAGSTER = str(PROJECT_ROOT / ".venv" / "bin" / "dagster")
@@ -30,29 +30,30 @@ def materialize_command(partition_range: str) -> list[str]:
             "--partition-range", partition_range]
 
 
-def holds_open(pid: int, path: Path) -> bool:
-    try:
-        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+def data_files(table: Path) -> set[Path]:
+    return set(table.glob("day=*/*.parquet"))
 
 
-def stored(warehouse_file: Path):
+def commits(table: Path) -> list[str]:
+    return sorted(path.name for path in (table / "_delta_log").glob("*.json"))
+
+
+def stored():
     import datetime as dt
 
-    with duckdb.connect(str(warehouse_file), read_only=True) as conn:
-        stats = partition_stats(conn, dataset("flights").raw, dt.date(2013, 1, 1), dt.date(2013, 12, 31))
+    with storage.connection() as conn:
+        stats = storage.partition_stats(conn, dataset("flights").raw, dt.date(2013, 1, 1), dt.date(2013, 12, 31))
         run_ids = {row[0] for row in conn.execute("SELECT DISTINCT _run_id FROM raw.flights").fetchall()}
     return {day: s for day, s in stats.items() if s.rows}, run_ids
 
 
 @pytest.mark.real_process  # a real run process, killed
 def test_a_run_killed_while_writing_a_year_leaves_january_intact_and_a_rerun_completes(platform_home, instance, resources):
-    warehouse_file = platform_home / "warehouse.duckdb"
-    wal = Path(f"{warehouse_file}.wal")
+    table = table_path("raw.flights")
     january = materialize_days(["raw/flights"], "2013-01-01", "2013-01-31", instance=instance, resources=resources)
-    before, before_runs = stored(warehouse_file)
+    before, before_runs = stored()
     assert len(before) == 31 and before_runs == {january.run_id}
+    files, log = data_files(table), commits(table)
 
     # a real `dagster asset materialize` process rewriting the whole year (January included)
     process = subprocess.Popen(
@@ -61,40 +62,36 @@ def test_a_run_killed_while_writing_a_year_leaves_january_intact_and_a_rerun_com
     )
     try:
         deadline = time.monotonic() + 240
-        while not holds_open(process.pid, warehouse_file):
-            assert process.poll() is None, "the run ended before it opened the warehouse"
-            assert time.monotonic() < deadline, "the run never opened the warehouse"
+        while data_files(table) == files:
+            assert process.poll() is None, "the run ended before it wrote a data file"
+            assert time.monotonic() < deadline, "the run never wrote a data file"
             time.sleep(0.02)
-        # it has read the source and opened the warehouse: the year's rows are being written in
-        # one transaction; a commit would write the WAL first
-        time.sleep(0.3)
-        committing = wal.exists()
+        # it has read the source and is writing the year's data files; they become rows only when
+        # the commit (the next _delta_log entry) is written after the last of them
         os.killpg(process.pid, signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert not committing, "the kill came after the commit had started; the test did not hit the write"
+    assert commits(table) == log, "the kill came after the commit; the test did not hit the write"
+    assert data_files(table) - files, "the killed run left no data file; the test did not hit the write"
 
     [killed] = [run for run in instance.get_runs() if run.run_id != january.run_id]
     assert killed.status == DagsterRunStatus.STARTED  # died mid-run, never finished
 
-    after, after_runs = stored(warehouse_file)
+    after, after_runs = stored()
     assert after == before  # same days, same row counts, same content hashes
     assert after_runs == {january.run_id}  # nothing of the killed run was committed
 
-    # The dead run still holds the DuckDB pool slot, so any re-run would wait for it forever. What an
-    # operator does (README, Operations): terminate it in the UI ("force termination" marks it
-    # canceled); the daemon then frees its slots (run_monitoring.free_slots_after_run_end_seconds).
-    claims = instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots
-    assert [claim.run_id for claim in claims] == [killed.run_id]
-    instance.report_run_canceled(killed, message="run worker killed; marked canceled by the operator")
-    instance.event_log_storage.free_concurrency_slots_for_run(killed.run_id)
-    assert not instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots
-
+    # The dead run holds no pool slot (the tables need none), so a re-run starts at once: nobody
+    # has to terminate the dead run first.
+    events = instance.event_log_storage
+    assert not [key for key in events.get_concurrency_keys()
+                if events.get_concurrency_info(key).claimed_slots]
     rerun = subprocess.run(materialize_command(YEAR), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    complete, complete_runs = stored(warehouse_file)
+    complete, complete_runs = stored()
+    # the killed run's data files are not read: every day holds exactly the re-run's rows
     assert len(complete) == 365 and sum(s.rows for s in complete.values()) == 336_776
     assert {day: complete[day] for day in before} == before  # January rewritten to identical content
     assert len(complete_runs) == 1 and complete_runs != before_runs
