@@ -130,3 +130,60 @@ def test_two_real_runs_on_one_table_commit_side_by_side_and_the_same_days_hold_o
         key = ", ".join(dataset("flights").cleaned.unique)
         rows, keys = conn.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM cleaned.flights").fetchall()[0]
     assert rows == keys == sum(count for count, _ in reference.values())
+
+
+def test_vacuum_deletes_old_versions_past_the_retention_and_reading_one_says_so(
+        platform_home, instance, resources, monkeypatch, capsys):
+    materialize_days(["raw/flights", "cleaned/flights"], JAN_1, JAN_3, instance=instance, resources=resources)
+    materialize_days(["cleaned/flights"], JAN_1, JAN_3, instance=instance, resources=resources)  # version 1
+    newest = cleaned_stats()
+    assert main(["table", "vacuum", "cleaned.flights"]) == 0  # default retention (30 days): nothing is old enough
+    assert cleaned_stats(version=0) == newest
+    monkeypatch.setenv("DATA_PLATFORM_RETENTION_DAYS", "0")
+    capsys.readouterr()
+    assert main(["table", "vacuum", "cleaned.flights"]) == 0
+    assert "cleaned.flights: 3 file(s) deleted" in capsys.readouterr().out
+    assert main(["table", "show", "cleaned.flights", "--version", "0"]) == 1
+    assert "version 0 of cleaned.flights can no longer be read: 3 of its 3 file(s) were removed by a vacuum" \
+        in capsys.readouterr().err
+    assert cleaned_stats() == newest
+
+
+def test_a_home_written_before_the_delta_tables_is_refused_until_migrated_with_equal_contents(
+        platform_home, instance, resources, capsys):
+    import shutil
+
+    from data_platform.runner import materialize_unpartitioned
+
+    materialize_days(["raw/flights", "cleaned/flights"], JAN_1, JAN_3, instance=instance, resources=resources)
+    materialize_unpartitioned(["raw/airports", "cleaned/airports"], instance=instance, resources=resources)
+
+    def contents():
+        with storage.connection() as conn:
+            return {name: conn.execute(f"SELECT count(*), md5(string_agg(md5(CAST(t AS VARCHAR)), '' ORDER BY "
+                                       f"md5(CAST(t AS VARCHAR)))) FROM {name} t").fetchall()
+                    for name in storage.stored_tables(conn)}
+
+    before = contents()
+    # the layout written before the Delta tables: one DuckDB file, a schema per layer
+    old = platform_home / "warehouse.duckdb"
+    with storage.connection() as conn:
+        conn.execute(f"ATTACH '{old}' AS old")
+        for name in storage.stored_tables(conn):
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS old.{name.split('.')[0]}")
+            conn.execute(f"CREATE TABLE old.{name} AS SELECT * FROM {name}")
+        conn.execute("DETACH old")
+    shutil.rmtree(platform_home / "tables")
+
+    refused = materialize_days(["cleaned/flights"], JAN_1, JAN_3, instance=instance, resources=resources,
+                               raise_on_error=False)
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.is_step_failure]
+    assert "Run `python -m data_platform table migrate` once" in failure.step_failure_data.user_failure_data.description
+    assert main(["table", "list"]) == 1  # the command line is refused as well
+    assert "table migrate" in capsys.readouterr().err
+
+    assert main(["table", "migrate"]) == 0
+    assert "per-day row counts and content hashes equal" in capsys.readouterr().out
+    assert contents() == before
+    assert not old.exists() and (platform_home / "warehouse.duckdb.migrated").exists()

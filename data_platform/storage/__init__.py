@@ -78,8 +78,14 @@ class WarehouseResource(DuckDBResource):
 
     @contextlib.contextmanager
     def get_connection(self, context=None):
-        from dagster import RetryRequested
+        from dagster import Failure, RetryRequested
 
+        from data_platform.storage.migrate import UnmigratedHome, refuse_unmigrated_home
+
+        try:
+            refuse_unmigrated_home()
+        except UnmigratedHome as error:  # the step's error in the UI says what to run
+            raise Failure(description=str(error), allow_retries=False) from error
         with super().get_connection() as conn, connection(conn) as conn:
             if context is not None:
                 writing_as(conn, context)
