@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
 
+from data_platform import storage
+from data_platform.assets.raw import ingest
 from data_platform.cleaning import clean
 from data_platform.datasets import registry
 from data_platform.ingest import HighWater, SourceResource, _sla_due
@@ -57,9 +58,8 @@ def test_a_live_landing_dataset_accepts_this_years_files_and_expects_what_its_sl
     assert keys[0] == START.isoformat() and keys[-1] == today.isoformat()  # a live feed runs up to today
 
     source = SourceResource(landing_dir=str(landing))
-    with duckdb.connect(str(platform_home / "warehouse.duckdb")) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        assert source.ingest(conn, readings, DAYS[0], DAYS[-1], "run") == 12
+    with storage.connection() as conn:
+        assert ingest(conn, source, readings, DAYS[0], DAYS[-1], "run") == 12
         outcome = clean(conn, readings, DAYS[0], DAYS[-1], "run")
         stored = conn.execute("SELECT day, count(*) FROM cleaned.readings GROUP BY day ORDER BY day").fetchall()
     assert stored == [(day, 4) for day in DAYS]
