@@ -68,6 +68,7 @@ def ingest(name: str) -> None:
     """In a fresh process: ingest the dataset's whole year; print seconds, rows and max RSS."""
     import datetime as dt
 
+    from data_platform.assets.raw import ingest as ingest_raw
     from data_platform.datasets import dataset
     from data_platform.ingest import SourceResource
     from data_platform.resources import build_resources
@@ -75,7 +76,7 @@ def ingest(name: str) -> None:
     warehouse = build_resources()["warehouse"]
     started = time.perf_counter()
     with warehouse.get_connection() as conn:
-        rows = SourceResource().ingest(conn, dataset(name), dt.date(2013, 1, 1), dt.date(2013, 12, 31), "bench")
+        rows = ingest_raw(conn, SourceResource(), dataset(name), dt.date(2013, 1, 1), dt.date(2013, 12, 31), "bench")
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak}))

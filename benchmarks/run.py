@@ -72,6 +72,7 @@ def direct_seconds(first: str, last: str) -> float:
     """The same reads and SQL as the assets, called without Dagster."""
     import datetime as dt
 
+    from data_platform.assets.raw import ingest
     from data_platform.cleaning import clean
     from data_platform.datasets import dataset
     from data_platform.ingest import SourceResource
@@ -85,7 +86,7 @@ def direct_seconds(first: str, last: str) -> float:
     started = time.perf_counter()
     with build_resources()["warehouse"].get_connection() as conn:
         for table in daily:
-            source.ingest(conn, table, start, end, "direct")
+            ingest(conn, source, table, start, end, "direct")
             partition_stats(conn, table.raw, start, end)
         for table in daily:
             clean(conn, table, start, end, "direct")

@@ -1,9 +1,11 @@
-"""Command line: `python -m data_platform demo|catalog|drift-report|dataset|serve`."""
+"""Command line: `python -m data_platform demo|catalog|drift-report|dataset|table|training-set|serve`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from data_platform.storage.commands import add_table_commands, run_table_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--check", default="feature_drift", help="feature_drift (default) or prediction_drift")
     report.add_argument("--workspace", action="store_true", help="rebuild the workspace that `evidently ui` shows")
     add_dataset_commands(commands)
+    add_table_commands(commands)
+    training = commands.add_parser(
+        "training-set", help="read a registered model version's training and holdout sets back from the tables at "
+                             "the versions it was trained on, and check them against its recorded digests")
+    training.add_argument("model_version", help="registered model version (see the MLflow UI or `ml/delay_model`)")
+    training.add_argument("--output", metavar="DIR", help="also write both sets as Parquet files into DIR")
     serve = commands.add_parser("serve", help="start the online scoring service (FastAPI)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -45,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return report_command(args.day, args.check, args.workspace)
     if args.command == "dataset":
         return run_dataset_command(args)
+    if args.command == "table":
+        return run_table_command(args)
+    if args.command == "training-set":
+        from data_platform.training_set import read_back_command
+
+        return read_back_command(args.model_version, args.output)
     return 2
 
 

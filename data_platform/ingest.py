@@ -38,7 +38,6 @@ from data_platform.datasets.model import Dataset, Source
 from data_platform.datasets.typing import typed_value
 from data_platform.partitions import days_between, last_partition_day
 from data_platform.settings import confined, home_path
-from data_platform.storage import replace_days, replace_table
 
 NA_TOKENS = ("", "NA")
 LANDING_SUFFIXES = (".csv", ".parquet")
@@ -213,22 +212,12 @@ class SourceResource(ConfigurableResource):
         return (f"SELECT {names}, _source_uri, _source_row, day FROM ({located}) WHERE day BETWEEN ? AND ?",
                 [*params, first, last])
 
-    # --- writing ---------------------------------------------------------------------------
-
-    def ingest(self, conn, dataset: Dataset, first: dt.date, last: dt.date, run_id: str) -> int:
-        """Replace days first..last of raw.<name> with what the source has; returns rows written."""
+    def received(self, conn, dataset: Dataset, first: Optional[dt.date] = None,
+                 last: Optional[dt.date] = None, run_id: str = "") -> tuple[str, list]:
+        """The rows to store as raw.<name> (of days first..last when partitioned): the source's, with
+        the ingestion time and run id; (query, parameters) for the storage boundary to write."""
         sql, params = self.select(conn, dataset, first, last)
-        replace_days(conn, dataset.raw, f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})",
-                     [run_id, *params], first, last)
-        return conn.execute(f"SELECT count(*) FROM {dataset.raw.name} WHERE day BETWEEN ? AND ?",
-                            [first, last]).fetchone()[0]
-
-    def ingest_table(self, conn, dataset: Dataset, run_id: str) -> int:
-        """Replace the whole of an unpartitioned raw.<name>; returns rows written."""
-        sql, params = self.select(conn, dataset)
-        replace_table(conn, dataset.raw, f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})",
-                      [run_id, *params])
-        return conn.execute(f"SELECT count(*) FROM {dataset.raw.name}").fetchone()[0]
+        return f"SELECT *, now() AS _ingested_at, ? AS _run_id FROM ({sql})", [run_id, *params]
 
     # --- what the source has ----------------------------------------------------------------
 

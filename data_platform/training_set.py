@@ -31,6 +31,7 @@ TRAINING_DIGEST_TAG = "training_set.digest"
 TRAINING_PATH_TAG = "training_set.path"
 HOLDOUT_DIGEST_TAG = "holdout_set.digest"
 HOLDOUT_PATH_TAG = "holdout_set.path"
+TABLE_VERSIONS_TAG = "training_set.table_versions"   # JSON {table: version} of every table the model read
 
 
 class SnapshotError(Exception):
@@ -167,3 +168,73 @@ def load_champion_reference(mlflow_resource) -> pd.DataFrame | None:
         return None
     tags = mlflow_resource.client().get_run(version.run_id).data.tags
     return read_snapshot(tags[TRAINING_PATH_TAG], tags.get(TRAINING_DIGEST_TAG))
+
+
+def pinned_table_versions(mlflow_store) -> dict[str, list[int]]:
+    """Table versions that a registered model version was trained on: never vacuumed."""
+    import json
+
+    mlflow_store.setup()
+    client = mlflow_store.client()
+    pinned: dict[str, list[int]] = {}
+    for version in client.search_model_versions(f"name = '{mlflow_store.model_name}'"):
+        tags = client.get_run(version.run_id).data.tags if version.run_id else {}
+        for table, number in json.loads(tags.get(TABLE_VERSIONS_TAG, "{}")).items():
+            pinned.setdefault(table, []).append(int(number))
+    return pinned
+
+
+def read_back(mlflow_store, model_version: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(training rows, holdout rows, table versions) of a registered model version, read from the
+    tables at the versions it was trained on; raises SnapshotError when they differ from its digests."""
+    import json
+
+    from data_platform import storage
+
+    mlflow_store.setup()
+    client = mlflow_store.client()
+    try:
+        version = client.get_model_version(mlflow_store.model_name, str(model_version))
+    except Exception as error:
+        raise SnapshotError(f"registered model {mlflow_store.model_name!r} has no version {model_version}") from error
+    run = client.get_run(version.run_id)
+    tags, params = run.data.tags, run.data.params
+    if TABLE_VERSIONS_TAG not in tags:
+        raise SnapshotError(f"version {model_version} of {mlflow_store.model_name!r} was trained before table "
+                            "versions were recorded; its snapshot files are its only copy of the training set")
+    versions = {table: int(number) for table, number in json.loads(tags[TABLE_VERSIONS_TAG]).items()}
+    windows = [dt.date.fromisoformat(params[name]) for name in ("train_first", "train_last", "holdout_first", "holdout_last")]
+    with storage.connection() as conn:
+        for table, number in versions.items():
+            storage.attach(conn, table, version=number)
+        training = read_feature_window(conn, windows[0], windows[1])
+        holdout = read_feature_window(conn, windows[2], windows[3])
+    for name, frame, tag in (("training", training, TRAINING_DIGEST_TAG), ("holdout", holdout, HOLDOUT_DIGEST_TAG)):
+        if digest(frame) != tags[tag]:
+            raise SnapshotError(f"the {name} set read at table versions {versions} does not match the digest "
+                                f"model version {model_version} recorded ({tags[tag][:12]}...)")
+    return training, holdout, versions
+
+
+def read_back_command(model_version: str, output: Optional[str]) -> int:
+    """`python -m data_platform training-set MODEL_VERSION`."""
+    import sys
+
+    from data_platform.mlflow_store import MlflowStore
+    from data_platform.storage import StorageError
+
+    try:
+        training, holdout, versions = read_back(MlflowStore.from_env(), model_version)
+    except (SnapshotError, StorageError) as error:
+        print(f"training-set: {error}", file=sys.stderr)
+        return 1
+    print(f"model version {model_version}: read at " + ", ".join(f"{t} version {v}" for t, v in versions.items()))
+    for name, frame in (("training", training), ("holdout", holdout)):
+        print(f"{name}: {len(frame):,} rows, {frame['day'].min():%Y-%m-%d}..{frame['day'].max():%Y-%m-%d}, "
+              f"sha256 {digest(frame)} (equal to the recorded digest)")
+        if output:
+            path = Path(output) / f"{name}_set_v{model_version}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(path, index=False)
+            print(f"  written to {path}")
+    return 0

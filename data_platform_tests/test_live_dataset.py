@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from data_platform import storage
+from data_platform.assets.raw import ingest
 from data_platform.cleaning import clean
 from data_platform.datasets import registry
 from data_platform.ingest import HighWater, SourceResource, _sla_due
@@ -57,7 +58,7 @@ def test_a_live_landing_dataset_accepts_this_years_files_and_expects_what_its_sl
 
     source = SourceResource(landing_dir=str(landing))
     with storage.connection() as conn:
-        assert source.ingest(conn, readings, DAYS[0], DAYS[-1], "run") == 12
+        assert ingest(conn, source, readings, DAYS[0], DAYS[-1], "run") == 12
         outcome = clean(conn, readings, DAYS[0], DAYS[-1], "run")
         stored = conn.execute("SELECT day, count(*) FROM cleaned.readings GROUP BY day ORDER BY day").fetchall()
     assert stored == [(day, 4) for day in DAYS]

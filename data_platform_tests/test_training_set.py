@@ -35,3 +35,44 @@ def test_snapshots_are_content_addressed_immutable_and_hash_every_row(seeded_hom
     training_set.canonical(changed).to_parquet(snapshot.path, index=False)
     with pytest.raises(training_set.SnapshotError, match="does not match its digest"):
         training_set.read_snapshot(snapshot.path, snapshot.digest)
+
+
+def test_a_registered_model_reads_its_training_set_back_bit_for_bit_after_the_tables_changed(
+        seeded_home, instance, resources, warehouse, monkeypatch, capsys):
+    import datetime as dt
+    import json
+
+    from data_platform.__main__ import main
+    from data_platform.mlflow_store import MlflowStore
+    from data_platform.resources import build_resources
+    from data_platform.storage import delta
+    from data_platform_tests.test_ml import SMALL, WINDOWS, model_metadata, train
+
+    materialize_days(["features/flight_features"], "2013-01-01", "2013-01-21", instance=instance, resources=resources)
+    trained = train(instance, resources, **WINDOWS, **SMALL)
+    version = model_metadata(trained)["model_version"]
+    store = MlflowStore.from_env()
+    tags = store.client().get_run(store.client().get_model_version(store.model_name, version).run_id).data.tags
+    assert json.loads(tags[training_set.TABLE_VERSIONS_TAG]) == {"features.flight_features": 0}
+
+    # the tables change under it: the same days re-run on half of the flights
+    monkeypatch.setenv("DATA_PLATFORM_SAMPLE_FRACTION", "0.5")
+    materialize_days(["raw/flights", "cleaned/flights", "features/flight_features"], "2013-01-01", "2013-01-21",
+                     instance=instance, resources=build_resources())
+    with warehouse() as conn:
+        now = training_set.read_feature_window(
+            conn, dt.date.fromisoformat(WINDOWS["train_first"]), dt.date.fromisoformat(WINDOWS["train_last"]))
+    assert training_set.digest(now) != tags[training_set.TRAINING_DIGEST_TAG]
+
+    training, holdout, versions = training_set.read_back(store, version)
+    assert versions == {"features.flight_features": 0}
+    assert training_set.digest(training) == tags[training_set.TRAINING_DIGEST_TAG]
+    assert training_set.digest(holdout) == tags[training_set.HOLDOUT_DIGEST_TAG]
+    # the version it was trained on survives a vacuum that keeps nothing else
+    monkeypatch.setenv("DATA_PLATFORM_RETENTION_DAYS", "0")
+    assert main(["table", "vacuum", "features.flight_features"]) == 0
+    assert "kept versions [0] (registered models)" in capsys.readouterr().out
+    assert main(["training-set", version]) == 0
+    assert f"sha256 {tags[training_set.TRAINING_DIGEST_TAG]} (equal to the recorded digest)" in capsys.readouterr().out
+    assert len(delta.history("features.flight_features")) == 2
+

@@ -11,6 +11,7 @@ ROC AUC on the same holdout rows, otherwise it gets `challenger`.
 """
 
 
+import json
 import datetime as dt
 import importlib.metadata
 import math
@@ -42,7 +43,7 @@ from data_platform.metadata import OWNER, combined_version, record_partitions, s
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore
 from data_platform.partitions import run_days, single_run
 from data_platform.settings import mlflow_ui_url
-from data_platform.storage import partition_stats, replace_days, table_exists
+from data_platform.storage import attached_version, partition_stats, replace_days, table_exists
 
 CODE_VERSION = "1"
 MODEL_KEY = AssetKey(["ml", "delay_model"])
@@ -249,6 +250,7 @@ def delay_model(context: AssetExecutionContext, config: DelayModelConfig, wareho
                 )
                 return
         train, holdout, versions = _read_windows(conn, windows, explicit)
+        table_versions = {FEATURES_CONTRACT.name: attached_version(conn, FEATURES_CONTRACT.name)}
     train_snapshot = training_set.write_snapshot(train)
     holdout_snapshot = training_set.write_snapshot(holdout)
     mlflow.setup()
@@ -268,6 +270,7 @@ def delay_model(context: AssetExecutionContext, config: DelayModelConfig, wareho
         training_set.TRAINING_PATH_TAG: str(train_snapshot.path),
         training_set.HOLDOUT_DIGEST_TAG: holdout_snapshot.digest,
         training_set.HOLDOUT_PATH_TAG: str(holdout_snapshot.path),
+        training_set.TABLE_VERSIONS_TAG: json.dumps(table_versions),
     }
     train_y, holdout_y = modeling.labels(train), modeling.labels(holdout)
     with mlflow.run(run_name=f"delay_model {context.run.run_id[:8]}", tags=tags) as run:

@@ -16,11 +16,22 @@ from data_platform.datasets.model import Dataset
 from data_platform.ingest import SourceError, SourceResource
 from data_platform.metadata import combined_version, dataset_metadata, record_partitions, stored_in
 from data_platform.partitions import dataset_partitions, run_days, single_run
-from data_platform.storage import WarehouseResource, partition_stats, table_stats
+from data_platform.storage import WarehouseResource, partition_stats, replace_days, replace_table, table_stats
 
 # Source reads can meet a drop still being written or a flaky mount: retry with backoff and jitter.
 SOURCE_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 CODE_VERSION = "2"
+
+
+def ingest(conn, source: SourceResource, dataset: Dataset, first=None, last=None, run_id: str = "") -> int:
+    """Replace raw.<name> (days first..last when partitioned) with what the source has; returns its rows."""
+    query, params = source.received(conn, dataset, first, last, run_id)
+    if dataset.partitioned:
+        replace_days(conn, dataset.raw, query, params, first, last)
+        return conn.execute(f"SELECT count(*) FROM {dataset.raw.name} WHERE day BETWEEN ? AND ?",
+                            [first, last]).fetchall()[0][0]
+    replace_table(conn, dataset.raw, query, params)
+    return conn.execute(f"SELECT count(*) FROM {dataset.raw.name}").fetchall()[0][0]
 
 
 def _failing_without_retry(error: SourceError) -> Failure:
@@ -51,7 +62,7 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
         if partitions is None:
             with warehouse.get_connection(context) as conn:
                 try:
-                    rows = source.ingest_table(conn, dataset, context.run.run_id)
+                    rows = ingest(conn, source, dataset, run_id=context.run.run_id)
                 except SourceError as error:
                     raise _failing_without_retry(error) from error
                 stats = table_stats(conn, contract)
@@ -63,7 +74,7 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
         context.log.info(f"reading {dataset.name} {first}..{last} from {source.describe(dataset)}")
         with warehouse.get_connection(context) as conn:
             try:
-                rows = source.ingest(conn, dataset, first, last, context.run.run_id)
+                rows = ingest(conn, source, dataset, first, last, context.run.run_id)
             except SourceError as error:
                 raise _failing_without_retry(error) from error
             stats = partition_stats(conn, contract, first, last)

@@ -34,6 +34,7 @@ from data_platform.storage.delta import ConcurrentWrite, StorageError, split_nam
 
 __all__ = [
     "ConcurrentWrite", "EMPTY_VERSION", "PartitionStats", "StorageError", "WarehouseResource", "attach",
+    "attached_version", "stored_tables",
     "connection", "data_columns", "partition_stats", "read_days", "replace_days", "replace_table",
     "table_exists", "table_stats", "table_uri", "writing_as",
 ]
@@ -41,6 +42,7 @@ __all__ = [
 EMPTY_VERSION = "empty"
 WRITER = "data_platform_writer"   # DuckDB variable: who commits through this connection (JSON)
 ATTACHED = "storage_versions"     # temp table: which version each view reads
+CONFLICT_RETRIES = 3              # step retries after a concurrent replace of the same days
 
 
 @contextlib.contextmanager
@@ -76,10 +78,23 @@ class WarehouseResource(DuckDBResource):
 
     @contextlib.contextmanager
     def get_connection(self, context=None):
+        from dagster import Failure, RetryRequested
+
+        from data_platform.storage.migrate import UnmigratedHome, refuse_unmigrated_home
+
+        try:
+            refuse_unmigrated_home()
+        except UnmigratedHome as error:  # the step's error in the UI says what to run
+            raise Failure(description=str(error), allow_retries=False) from error
         with super().get_connection() as conn, connection(conn) as conn:
             if context is not None:
                 writing_as(conn, context)
-            yield conn
+            try:
+                yield conn
+            except ConcurrentWrite as error:  # the other run's commit is in: run the step again on top of it
+                if context is not None:
+                    context.log.warning(str(error))
+                raise RetryRequested(max_retries=CONFLICT_RETRIES, seconds_to_wait=1) from error
 
 
 def writing_as(conn, context) -> None:
@@ -158,13 +173,15 @@ def _commit(conn, name: str, columns: list[tuple[str, str]], query: str, params,
 
     select = ", ".join(f'CAST("{column}" AS {_stored_type(sql_type)}) AS "{column}"' for column, sql_type in columns)
     writer = json.loads(conn.execute(f"SELECT getvariable('{WRITER}')").fetchall()[0][0] or "{}")
+    read_version = attached_version(conn, name)
     conn.complete()  # a relation's stream needs the connection free of an earlier, unfinished result
     reader = conn.sql(f"SELECT {select} FROM ({query})", params=params or None).to_arrow_reader()
     schema = pa.schema([field.with_metadata({delta.SQL_TYPE: sql_type})
                         for field, (_, sql_type) in zip(reader.schema, columns)])
     metadata = {**writer, "days": f"{days[0]}..{days[1]}" if days else ""}
     version = delta.write(name, reader.cast(schema), partitioned=days is not None, days=days,
-                          metadata={key: str(value) for key, value in metadata.items()})
+                          metadata={key: str(value) for key, value in metadata.items()},
+                          read_version=read_version)
     attach(conn, name)
     return version
 

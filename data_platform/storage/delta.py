@@ -69,7 +69,13 @@ def open_table(name: str, version: Optional[int] = None, as_of: Optional[dt.date
         if version is not None:
             table.load_as_version(version)
         elif as_of is not None:
+            first = table.history()[-1]
+            if as_of.timestamp() * 1000 < first["timestamp"]:
+                raise StorageError(f"table {name} did not exist yet at {as_of.isoformat()} (its first version is "
+                                   f"of {dt.datetime.fromtimestamp(first['timestamp'] / 1000, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
             table.load_as_version(as_of)
+    except StorageError:
+        raise
     except Exception as error:  # delta-rs raises its own error types for unknown versions and times
         wanted = f"version {version}" if version is not None else f"the version as of {as_of.isoformat()}"
         raise StorageError(f"table {name} has no {wanted}: {error}") from error
@@ -113,28 +119,30 @@ def _delta_sql_type(delta_type) -> str:
 
 
 def write(name: str, batches, *, partitioned: bool, days: Optional[tuple[dt.date, dt.date]],
-          metadata: dict[str, str]) -> int:
+          metadata: dict[str, str], read_version: Optional[int]) -> int:
     """Commit `batches` (an Arrow stream) as one new version of the table; returns the version.
 
     With `days`, the commit replaces exactly that range of a day-partitioned table (rows outside it
-    are refused); without, it replaces the whole table. A column the table lacks is added.
+    are refused); without, it replaces the whole table. A column the table lacks is added. The
+    commit is checked against `read_version`, the version the writer read: if another commit
+    replaced any of the same days since, it is refused (`ConcurrentWrite`); other days pass.
     """
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     path = table_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     predicate = f"day >= '{days[0].isoformat()}' AND day <= '{days[1].isoformat()}'" if days else None
+    target = DeltaTable(str(path), version=read_version) if read_version is not None else str(path)
     try:
-        write_deltalake(str(path), batches, mode="overwrite", predicate=predicate,
+        write_deltalake(target, batches, mode="overwrite", predicate=predicate,
                         partition_by=["day"] if partitioned else None, schema_mode="merge",
                         commit_properties=CommitProperties(custom_metadata=metadata))
     except CommitFailedError as error:
         span = f"days {days[0]}..{days[1]}" if days else "the whole table"
-        other = _newest_writer(name)
         raise ConcurrentWrite(
-            f"{name}: {span} were replaced at the same time by {other}; this run's commit was refused so that "
-            f"no day holds a mix of both (run it again: it reads the other run's result) ({error})"
+            f"{name}: {span} were replaced at the same time by {_writers_since(name, read_version)}; this "
+            f"commit was refused so that no day holds a mix of both (run it again: it reads their result)"
         ) from error
     except Exception as error:
         if "failed validation check" in str(error):
@@ -143,10 +151,11 @@ def write(name: str, batches, *, partitioned: bool, days: Optional[tuple[dt.date
     return open_table(name).version()
 
 
-def _newest_writer(name: str) -> str:
-    newest = open_table(name).history(1)[0]
-    run = newest.get("dagster_run_id")
-    return f"run {run} (table version {newest['version']})" if run else f"table version {newest['version']}"
+def _writers_since(name: str, read_version: Optional[int]) -> str:
+    newer = [commit for commit in history(name) if read_version is None or commit["version"] > read_version]
+    named = [f"run {c['run_id']} ({c['days'] or 'whole table'}, version {c['version']})" if c["run_id"]
+             else f"version {c['version']} ({c['operation'].lower()})" for c in newer]
+    return ", ".join(named) or "another writer"
 
 
 def history(name: str, limit: Optional[int] = None) -> list[dict]:
@@ -169,20 +178,16 @@ def history(name: str, limit: Optional[int] = None) -> list[dict]:
     return commits
 
 
-def restore(name: str, target: int | dt.datetime, metadata: dict[str, str]) -> int:
-    """Make `target` (a version or a point in time) the table's content again, as a new version."""
+def restore(name: str, target: int, metadata: dict[str, str]) -> int:
+    """Make version `target` the table's content again, as a new version; returns it."""
     from deltalake import CommitProperties
 
     table = open_table(name)
-    before = table.version()
     try:
         table.restore(target, commit_properties=CommitProperties(custom_metadata=metadata))
     except Exception as error:
         raise StorageError(f"{name} cannot be restored to {target}: {error}") from error
-    table = open_table(name)
-    if table.version() == before:
-        raise StorageError(f"{name} is already at the content of {target}: nothing restored")
-    return table.version()
+    return open_table(name).version()
 
 
 def vacuum(name: str, retention: dt.timedelta, keep_versions: list[int]) -> list[str]:

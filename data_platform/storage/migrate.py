@@ -19,10 +19,14 @@ MIGRATED_SUFFIX = ".migrated"
 LAYERS = ("raw", "cleaned", "quarantine", "features", "ml")
 
 
+class UnmigratedHome(delta.StorageError):
+    """The home holds a warehouse file written before the Delta tables."""
+
+
 def refuse_unmigrated_home() -> None:
     old = home_path(OLD_WAREHOUSE)
     if old.exists():
-        raise delta.StorageError(
+        raise UnmigratedHome(
             f"{old} holds tables written before this platform stored them as Delta tables; they are not read "
             "any more. Run `python -m data_platform table migrate` once (row counts and content hashes are "
             f"checked, the file is kept as {old.name}{MIGRATED_SUFFIX}), or move the file away to start empty."
@@ -52,7 +56,7 @@ def migrate() -> list[tuple[str, int, int]]:
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position", [layer, table]
             ).fetchall()
-            frame = source.execute(f"SELECT * FROM {name}").arrow()
+            frame = source.sql(f"SELECT * FROM {name}").to_arrow_table()
             target.register("migrating", frame)
             days = None
             if "day" in {column for column, _ in columns}:
