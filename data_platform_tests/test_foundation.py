@@ -108,7 +108,7 @@ def test_rerunning_a_partition_keeps_rows_and_data_version(instance, resources, 
         assert version_1 == version_2, asset
 
 
-def test_range_run_equals_single_partition_runs(tmp_path, monkeypatch, instance, resources, warehouse):
+def test_range_run_equals_single_partition_runs(tmp_path, monkeypatch, platform_home, instance, resources, warehouse):
     ranged = materialize_days(DAILY, "2013-01-01", "2013-01-03", instance=instance, resources=resources)
     with warehouse() as conn:
         ranged_rows = conn.execute("SELECT * FROM cleaned.flights ORDER BY ALL").df()
@@ -121,10 +121,12 @@ def test_range_run_equals_single_partition_runs(tmp_path, monkeypatch, instance,
             singles[day] = materialize_days(DAILY, day, instance=other_instance, resources=build_resources())
     with storage.connection() as conn:
         single_rows = conn.execute("SELECT * FROM cleaned.flights ORDER BY ALL").df()
-    # The other home holds its own tables: the single-day runs did not touch the first home's.
+    # Each home holds its own tables: the single-day runs committed in the other home only.
     assert storage.table_uri("cleaned.flights") == (other_home / "tables" / "cleaned" / "flights").as_uri()
     assert [commit["run_id"] for commit in history("cleaned.flights")] == [
         singles[day].run_id for day in reversed(singles)]
+    monkeypatch.setenv("DATA_PLATFORM_HOME", str(platform_home))
+    assert [commit["run_id"] for commit in history("cleaned.flights")] == [ranged.run_id]
 
     pd.testing.assert_frame_equal(ranged_rows, single_rows)
     for asset in DAILY:
