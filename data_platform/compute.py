@@ -154,7 +154,7 @@ class ComputeResource(ConfigurableResource):
         ranges = chunks(first, last, self.chunk_days)
         context.log.info(f"{task} {name} {first}..{last}: {len(ranges)} chunk(s) of up to {self.chunk_days} day(s) "
                          f"on {len(client.scheduler_info()['workers'])} worker(s) of {self._address(client)}"
-                         + (f"; dashboard {client.dashboard_link}" if _has_dashboard() else ""))
+                         + (f"; dashboard {client.dashboard_link}" if _dashboard(client) else ""))
         futures = {client.submit(run_chunk, task, name, a, b, writer, environment, pure=False,
                                  retries=CHUNK_RETRIES, key=f"{task}-{name}-{a}-{b}-{writer.get('dagster_run_id', '')}"): (a, b)
                    for a, b in ranges}
@@ -186,7 +186,7 @@ class ComputeResource(ConfigurableResource):
             "chunk_log": MetadataValue.md("| days | rows | worker | seconds |\n|---|---|---|---|\n" + "\n".join(
                 f"| {c.first}..{c.last} | {c.rows:,} | {c.worker} | {c.seconds:.1f} |" for c in done)),
         }
-        if _has_dashboard():
+        if _dashboard(client):
             metadata["dask_dashboard"] = MetadataValue.url(client.dashboard_link)
         return done, metadata
 
@@ -232,6 +232,11 @@ def _has_dashboard() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("bokeh") is not None
+
+
+def _dashboard(client) -> bool:
+    """Whether the scheduler serves its dashboard (it needs bokeh, and may be started without it)."""
+    return "dashboard" in client.scheduler_info().get("services", {})
 
 
 def chunks(first: dt.date, last: dt.date, size: int) -> list[tuple[dt.date, dt.date]]:
