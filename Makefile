@@ -18,6 +18,17 @@ DATA_PLATFORM_UI_URL ?= http://127.0.0.1:$(DAGSTER_UI_PORT)
 export DAGSTER_UI_PORT DAGSTER_CODE_PORT MLFLOW_UI_PORT REPORTS_PORT
 export DATA_PLATFORM_MLFLOW_UI_URL DATA_PLATFORM_REPORTS_URL DATA_PLATFORM_UI_URL
 
+# `make dev DASK_WORKERS=2`: a local Dask cluster (scheduler and N single-thread workers) beside the UI,
+# and the platform's data work on it (DATA_PLATFORM_DASK_SCHEDULER; see README, "Scaling out").
+DASK_WORKERS ?= 0
+DASK_SCHEDULER_PORT ?= 8786
+DASK_DASHBOARD_PORT ?= 8787
+ifneq ($(DASK_WORKERS),0)
+DATA_PLATFORM_DASK_SCHEDULER ?= tcp://127.0.0.1:$(DASK_SCHEDULER_PORT)
+export DATA_PLATFORM_DASK_SCHEDULER
+endif
+export DASK_WORKERS DASK_SCHEDULER_PORT DASK_DASHBOARD_PORT
+
 .PHONY: install instance dev demo test test-fast bench bench-ml mlflow-ui catalog clean dataset-new dataset-check \
 	datacontract
 
@@ -57,8 +68,10 @@ dev: install instance
 	@echo "Dagster UI      $(DATA_PLATFORM_UI_URL)"
 	@echo "MLflow UI       $(DATA_PLATFORM_MLFLOW_UI_URL)"
 	@echo "drift reports   $(DATA_PLATFORM_REPORTS_URL)/drift/"
+	$(if $(filter-out 0,$(DASK_WORKERS)),@echo "Dask dashboard  http://127.0.0.1:$(DASK_DASHBOARD_PORT)/status ($(DASK_WORKERS) workers)")
 	@echo "(Ctrl-C stops them all)"
-	$(BIN)/honcho start --no-colour
+	cat Procfile $(if $(filter-out 0,$(DASK_WORKERS)),Procfile.dask) > $(DAGSTER_HOME)/Procfile
+	$(BIN)/honcho -f $(DAGSTER_HOME)/Procfile -d $(CURDIR) start --no-colour
 
 demo: install instance
 	$(BIN)/python -m data_platform demo

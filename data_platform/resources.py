@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from data_platform import settings
+from data_platform.compute import ComputeResource
 from data_platform.mlflow_store import MlflowStore
 from data_platform.ingest import SourceResource
 from data_platform.online.assets import OnlineStoreResource
@@ -17,4 +18,5 @@ def build_resources() -> dict:
         ),
         "mlflow": MlflowStore.from_env(),
         "online_store": OnlineStoreResource.from_env(),
+        "compute": ComputeResource.from_env(),
     }

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Materiali
 from data_platform.cleaning import clean, column_lineage
 from data_platform.contracts import column_schema
 from data_platform.datasets.model import Dataset
+from data_platform.compute import ComputeResource, merged
 from data_platform.metadata import combined_version, dataset_metadata, record_partitions, stored_in
 from data_platform.partitions import dataset_partitions, run_days, single_run
 from data_platform.storage import WarehouseResource, partition_stats, table_stats
@@ -39,10 +40,16 @@ def cleaned_asset(dataset: Dataset) -> AssetsDefinition:
             "quarantine_column_schema": column_schema(dataset.quarantine),
         },
     )
-    def cleaned(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def cleaned(context: AssetExecutionContext, warehouse: WarehouseResource,
+                compute: ComputeResource) -> MaterializeResult:
         first, last = run_days(context) if partitions else (None, None)
+        spread = {}
+        if partitions:
+            done, spread = compute.run(context, "clean", dataset.name, first, last)
+            outcome = merged(done)
         with warehouse.get_connection(context) as conn:
-            outcome = clean(conn, dataset, first, last, context.run.run_id)
+            if not partitions:
+                outcome = clean(conn, dataset, first, last, context.run.run_id)
             stats = (partition_stats(conn, dataset.cleaned, first, last) if partitions
                      else {None: table_stats(conn, dataset.cleaned)})
         totals = {name: sum(per_day.values()) for name, per_day in outcome.items()}
@@ -58,7 +65,7 @@ def cleaned_asset(dataset: Dataset) -> AssetsDefinition:
         else:
             metadata = {"dagster/row_count": cleaned_rows, **stored_in(stats[None]), **totals}
         return MaterializeResult(
-            metadata={**metadata, "cleaned_rows_in_run": cleaned_rows, "rows_conserved": conserved,
+            metadata={**metadata, **spread, "cleaned_rows_in_run": cleaned_rows, "rows_conserved": conserved,
                       "dagster/column_lineage": lineage},
             data_version=combined_version(stats),
         )

@@ -33,6 +33,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from data_platform import contracts
+from data_platform.compute import ComputeResource, merged
 from data_platform.feature_expressions import (
     Coalesce, Col, Const, DatePart, DaysToNearest, Expr, HoursBefore, MinutesBetween, Ratio, When, select_list,
 )
@@ -565,17 +566,19 @@ def missing_upstream_days(conn, first: dt.date, last: dt.date) -> list[dt.date]:
     deps=[CLEANED_FLIGHTS, CLEANED_WEATHER, AssetDep(CLEANED_PLANES), AssetDep(CLEANED_AIRPORTS)],
     metadata={**table_definition_metadata(CONTRACT), "dagster/column_lineage": _lineage()},
 )
-def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
+def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource, compute: ComputeResource) -> MaterializeResult:
     first, last = run_days(context)
     with warehouse.get_connection(context) as conn:
         missing = missing_upstream_days(conn, first, last)
-        if missing:
-            raise Failure(
-                description=f"cleaned.flights has no rows for {len(missing)} day(s) of {first}..{last} "
-                f"(first: {missing[0]}); materialize cleaned/flights for them first",
-                allow_retries=False,
-            )
-        outcome = compute_features(conn, first, last)
+    if missing:
+        raise Failure(
+            description=f"cleaned.flights has no rows for {len(missing)} day(s) of {first}..{last} "
+            f"(first: {missing[0]}); materialize cleaned/flights for them first",
+            allow_retries=False,
+        )
+    done, spread = compute.run(context, "features", "flights", first, last)
+    outcome = merged(done)
+    with warehouse.get_connection(context) as conn:
         stats = partition_stats(conn, CONTRACT, first, last)
     record_partitions(context, stats, **outcome)
     rows = sum(s.rows for s in stats.values())
@@ -585,7 +588,7 @@ def flight_features(context: AssetExecutionContext, warehouse: DuckDBResource) -
         f"{excluded['diverted_excluded']:,} diverted flights excluded"
     )
     return MaterializeResult(
-        metadata={"rows_in_run": rows, **{f"{name}_in_run": value for name, value in excluded.items()}},
+        metadata={"rows_in_run": rows, **{f"{name}_in_run": value for name, value in excluded.items()}, **spread},
         data_version=combined_version(stats),
     )
 

@@ -12,6 +12,7 @@ from dagster import (
     asset,
 )
 
+from data_platform.compute import ComputeResource, merged
 from data_platform.datasets.model import Dataset
 from data_platform.ingest import SourceError, SourceResource
 from data_platform.metadata import combined_version, dataset_metadata, record_partitions, stored_in
@@ -58,7 +59,8 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
         partitions_def=partitions,
         backfill_policy=single_run if partitions else None,
     )
-    def raw(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource) -> MaterializeResult:
+    def raw(context: AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource,
+            compute: ComputeResource) -> MaterializeResult:
         if partitions is None:
             with warehouse.get_connection(context) as conn:
                 try:
@@ -72,16 +74,17 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
             )
         first, last = run_days(context)
         context.log.info(f"reading {dataset.name} {first}..{last} from {source.describe(dataset)}")
+        try:
+            done, spread = compute.run(context, "ingest", dataset.name, first, last)
+        except SourceError as error:
+            raise _failing_without_retry(error) from error
+        rows = merged(done)
         with warehouse.get_connection(context) as conn:
-            try:
-                rows = ingest(conn, source, dataset, first, last, context.run.run_id)
-            except SourceError as error:
-                raise _failing_without_retry(error) from error
             stats = partition_stats(conn, contract, first, last)
         record_partitions(context, stats)
         context.log.info(f"wrote {rows:,} rows of {contract.name} for {len(stats)} day(s)")
         return MaterializeResult(
-            metadata={"rows_in_run": rows, "source": source.describe(dataset)},
+            metadata={"rows_in_run": rows, "source": source.describe(dataset), **spread},
             data_version=combined_version(stats),
         )
 

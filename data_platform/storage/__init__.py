@@ -99,14 +99,22 @@ class WarehouseResource(DuckDBResource):
 
 def writing_as(conn, context) -> None:
     """Record the Dagster run, asset key and code version of `context` in the commits `conn` makes."""
+    record_writer(conn, writer_of(context))
+
+
+def writer_of(context) -> dict:
+    """Who writes, as recorded in each commit: the Dagster run, asset key and code version."""
     key = None
     with contextlib.suppress(Exception):  # a multi-asset or a check context has no single asset key
         key = context.asset_key
     code_version = ""
     with contextlib.suppress(Exception):
         code_version = context.assets_def.code_versions_by_key.get(key) or ""
-    writer = {"dagster_run_id": context.run.run_id, "dagster_asset_key": key.to_user_string() if key else "",
-              "code_version": code_version}
+    return {"dagster_run_id": context.run.run_id, "dagster_asset_key": key.to_user_string() if key else "",
+            "code_version": code_version}
+
+
+def record_writer(conn, writer: dict) -> None:
     conn.execute(f"SET VARIABLE {WRITER} = ?", [json.dumps(writer)])
 
 

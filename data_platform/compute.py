@@ -1,0 +1,256 @@
+"""Where a run's data work happens: in the step process (the default), or on a Dask cluster.
+
+`DATA_PLATFORM_DASK_SCHEDULER` (the `compute` resource's `scheduler`) says where:
+
+* unset: the work runs in the step process, as one pass over the run's days (Dask is not imported);
+* `local:N`: a `LocalCluster` of N worker processes (one thread each) is started for the run;
+* `tcp://HOST:PORT`: an existing cluster (`dask scheduler`, `dask worker --nthreads 1`).
+
+On a cluster, a run over a day range is split into chunks of `chunk_days` days. Each chunk runs, on a
+worker, the same function that runs in process (`run_chunk`: DuckDB inside the worker, reading the
+Delta tables) and commits its own days in one commit; disjoint days commit side by side. A worker
+that dies mid-chunk has its chunk run again elsewhere (a chunk replaces its days, so a re-run never
+duplicates rows). A chunk that raises fails the step with its days and error once the other chunks
+are done; the days they committed are consistent and a re-run completes the rest. The Dagster run,
+its checks and lineage are the same on every setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+from dagster import ConfigurableResource, Failure, InitResourceContext, MetadataValue, RetryRequested
+from pydantic import Field, PrivateAttr
+
+from data_platform import settings
+from data_platform.partitions import days_between
+
+SCHEDULER_ENV = "DATA_PLATFORM_DASK_SCHEDULER"
+CONNECT_TIMEOUT = "10s"
+CHUNK_RETRIES = 2          # a chunk that raises is run again this often before the step fails
+_ENVIRONMENT = threading.Lock()   # a worker serves one chunk at a time: the chunk's settings are its process's
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What one chunk did: its days, its outcome, where and how long it ran."""
+
+    first: dt.date
+    last: dt.date
+    outcome: Any
+    rows: int
+    worker: str
+    seconds: float
+
+
+def run_chunk(task: str, name: str, first: dt.date, last: dt.date, writer: dict, environment: dict) -> Chunk:
+    """One task over days first..last of dataset `name`, in this process; commits those days."""
+    from data_platform import storage
+    from data_platform.assets.raw import ingest
+    from data_platform.cleaning import clean
+    from data_platform.datasets import dataset
+    from data_platform.ingest import SourceResource
+
+    started = time.perf_counter()
+    with _environment(environment), storage.connection() as conn:
+        storage.record_writer(conn, writer)
+        if task == "ingest":
+            source = SourceResource(landing_dir=settings.landing_dir(), sample_fraction=settings.sample_fraction())
+            outcome = ingest(conn, source, dataset(name), first, last, writer.get("dagster_run_id", ""))
+            rows = outcome
+        elif task == "clean":
+            outcome = clean(conn, dataset(name), first, last, writer.get("dagster_run_id", ""))
+            rows = sum(outcome["raw_rows"].values())
+        elif task == "features":
+            from data_platform.assets.features import CONTRACT, compute_features
+
+            outcome = compute_features(conn, first, last)
+            rows = _rows(conn, CONTRACT.name, first, last)
+        else:
+            raise ValueError(f"unknown task {task!r}")
+    return Chunk(first, last, outcome, int(rows), _worker_address(), time.perf_counter() - started)
+
+
+def _rows(conn, table: str, first: dt.date, last: dt.date) -> int:
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE day BETWEEN ? AND ?", [first, last]).fetchall()[0][0]
+
+
+@contextlib.contextmanager
+def _environment(values: dict) -> Iterator[None]:
+    """The run's settings (data home, landing folder, sample) in this process while a chunk runs."""
+    with _ENVIRONMENT:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update({key: value for key, value in values.items() if value is not None})
+        for key in [key for key, value in values.items() if value is None]:
+            os.environ.pop(key, None)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"step process {os.getpid()}"
+
+
+def settings_environment() -> dict:
+    """The settings a chunk needs, as environment values (None: unset)."""
+    names = (settings.HOME_ENV, settings.LANDING_ENV, settings.SAMPLE_ENV, settings.DATASETS_ENV)
+    values = {name: os.environ.get(name) for name in names}
+    values[settings.HOME_ENV] = str(settings.data_home())
+    return values
+
+
+class ComputeResource(ConfigurableResource):
+    """Runs a task over a day range in the step process, or in chunks on a Dask cluster."""
+
+    scheduler: str = Field(default="", description="'' (in process), 'local:N' or 'tcp://HOST:PORT'")
+    chunk_days: int = Field(default=7, description="days per chunk on a cluster")
+    _opened: Optional[contextlib.ExitStack] = PrivateAttr(default=None)
+    _client: Any = PrivateAttr(default=None)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._opened is not None:  # the run's client, and its LocalCluster (local:N)
+            self._opened.close()
+            self._opened = self._client = None
+
+    @classmethod
+    def from_env(cls) -> "ComputeResource":
+        return cls(scheduler=os.environ.get(SCHEDULER_ENV, "").strip())
+
+    def run(self, context, task: str, name: str, first: dt.date, last: dt.date) -> tuple[list[Chunk], dict]:
+        """Run `task` over first..last; returns the chunks and metadata saying how it was spread."""
+        from data_platform import storage
+
+        writer = storage.writer_of(context)
+        environment = settings_environment()
+        if not self.scheduler:
+            try:
+                chunk = run_chunk(task, name, first, last, writer, environment)
+            except storage.ConcurrentWrite as error:
+                context.log.warning(str(error))
+                raise RetryRequested(max_retries=storage.CONFLICT_RETRIES, seconds_to_wait=1) from error
+            return [chunk], {"compute": "in process"}
+        return self._on_cluster(context, self.client(), task, name, first, last, writer, environment)
+
+    def _on_cluster(self, context, client, task, name, first, last, writer, environment):
+        from distributed import as_completed
+
+        ranges = chunks(first, last, self.chunk_days)
+        context.log.info(f"{task} {name} {first}..{last}: {len(ranges)} chunk(s) of up to {self.chunk_days} day(s) "
+                         f"on {len(client.scheduler_info()['workers'])} worker(s) of {self._address(client)}"
+                         + (f"; dashboard {client.dashboard_link}" if _dashboard(client) else ""))
+        futures = {client.submit(run_chunk, task, name, a, b, writer, environment, pure=False,
+                                 retries=CHUNK_RETRIES, key=f"{task}-{name}-{a}-{b}-{writer.get('dagster_run_id', '')}"): (a, b)
+                   for a, b in ranges}
+        done, failed = [], []
+        for future in as_completed(futures):
+            a, b = futures[future]
+            try:
+                chunk = future.result()
+            except Exception as error:  # the chunk's own error, raised on the worker
+                failed.append(((a, b), error))
+                context.log.error(f"chunk {a}..{b} failed: {type(error).__name__}: {error}")
+                continue
+            done.append(chunk)
+            context.log.info(f"chunk {chunk.first}..{chunk.last}: {chunk.rows:,} rows on {chunk.worker} "
+                             f"in {chunk.seconds:.1f} s ({len(done)}/{len(ranges)})")
+        if failed:
+            committed = sorted(f"{c.first}..{c.last}" for c in done)
+            raise Failure(
+                description=f"{len(failed)} of {len(ranges)} chunk(s) of {task} {name} failed: "
+                + "; ".join(f"{a}..{b}: {type(error).__name__}: {error}" for (a, b), error in failed)
+                + f". Committed: {', '.join(committed) or 'none'} (each chunk is one commit); re-run the range.",
+                allow_retries=False,
+            )
+        done.sort(key=lambda c: c.first)
+        workers = sorted({c.worker for c in done})
+        metadata = {
+            "compute": f"dask {self._address(client)}",
+            "chunks": len(done), "workers": len(workers),
+            "chunk_log": MetadataValue.md("| days | rows | worker | seconds |\n|---|---|---|---|\n" + "\n".join(
+                f"| {c.first}..{c.last} | {c.rows:,} | {c.worker} | {c.seconds:.1f} |" for c in done)),
+        }
+        if _dashboard(client):
+            metadata["dask_dashboard"] = MetadataValue.url(client.dashboard_link)
+        return done, metadata
+
+    def _address(self, client) -> str:
+        return self.scheduler if not self.scheduler.startswith("local:") else f"{self.scheduler} ({client.scheduler.address})"
+
+    def client(self):
+        """The run's Dask client: connected (or its LocalCluster started) on first use, closed after the run."""
+        if self._client is not None:
+            return self._client
+        from distributed import Client, LocalCluster
+
+        opened = contextlib.ExitStack()
+        if self.scheduler.startswith("local:"):
+            cluster = opened.enter_context(LocalCluster(
+                n_workers=_worker_count(self.scheduler), threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0" if _has_dashboard() else None))
+            client = opened.enter_context(Client(cluster))
+        elif self.scheduler.startswith("tcp://"):
+            try:
+                client = opened.enter_context(Client(self.scheduler, timeout=CONNECT_TIMEOUT))
+            except OSError as error:
+                raise Failure(description=f"Dask scheduler {self.scheduler} is unreachable ({SCHEDULER_ENV}): {error}",
+                              allow_retries=False) from error
+        else:
+            raise Failure(description=f"{SCHEDULER_ENV}={self.scheduler!r}: expected local:N or tcp://HOST:PORT",
+                          allow_retries=False)
+        self._opened, self._client = opened, client
+        return client
+
+
+def _worker_count(scheduler: str) -> int:
+    try:
+        count = int(scheduler.split(":", 1)[1])
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise Failure(description=f"{SCHEDULER_ENV}={scheduler!r}: local:N needs N >= 1 workers", allow_retries=False)
+    return count
+
+
+def _has_dashboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _dashboard(client) -> bool:
+    """Whether the scheduler serves its dashboard (it needs bokeh, and may be started without it)."""
+    return "dashboard" in client.scheduler_info().get("services", {})
+
+
+def chunks(first: dt.date, last: dt.date, size: int) -> list[tuple[dt.date, dt.date]]:
+    days = days_between(first, last)
+    return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), size)]
+
+
+def merged(chunks_done: list[Chunk]) -> Any:
+    """The chunks' outcomes as one: row counts summed, per-day figures ({name: {day: value}}) joined."""
+    outcomes = [c.outcome for c in chunks_done]
+    if all(isinstance(o, int) for o in outcomes):
+        return sum(outcomes)
+    joined: dict = {}
+    for outcome in outcomes:
+        for name, per_day in outcome.items():
+            joined.setdefault(name, {}).update(per_day)
+    return joined
