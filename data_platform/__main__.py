@@ -70,7 +70,7 @@ def add_dataset_commands(commands) -> None:
     actions = dataset.add_subparsers(dest="dataset_command", required=True)
     new = actions.add_parser(
         "new", help="write a draft NAME.odcs.yaml from a sample file into DATA_PLATFORM_DATASETS_DIR "
-                    "(else the repository's datasets/) and print its path")
+                    "(else the last contracts folder, the repository's datasets/ by default) and print its path")
     new.add_argument("name", help="dataset name: lower case, digits and _ (names the tables and assets)")
     new.add_argument("--from", dest="source", required=True, metavar="PATH", help="sample file (.csv, .parquet)")
     new.add_argument("--time-column", help="the column whose date is each row's daily partition "

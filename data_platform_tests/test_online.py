@@ -27,7 +27,7 @@ from data_platform.storage.delta import TABLES_DIR
 from data_platform_tests.edit_tables import edit
 from data_platform_tests.ml_fixtures import seeded_warehouse  # noqa: F401  (fixture)
 from data_platform_tests.serving_fixtures import (
-    DAYS, SCORED, build_serving_home, platform_env, redis_server, run, start_service,
+    DAYS, SCORED, build_serving_home, mismatches, offline_rows, platform_env, redis_server, request_of, run, start_service,
 )
 
 D1, D2 = "2013-01-09", "2013-01-10"
@@ -44,37 +44,6 @@ def service(serving_home):
     running = start_service(serving_home)
     yield running
     running.stop()
-
-
-def offline_rows(home: Path, first: str, last: str, every: int = 1) -> list[dict]:
-    with platform_env(home), storage.connection() as conn:
-        cursor = conn.execute(
-            """
-            SELECT f.*, p.probability, p.model_version FROM features.flight_features f
-            LEFT JOIN ml.delay_predictions p USING (day, carrier, flight, origin)
-            WHERE f.day BETWEEN ? AND ? ORDER BY f.day, f.carrier, f.flight, f.origin
-            """, [first, last])
-        names = [c[0] for c in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-    return rows[::every]
-
-
-def request_of(row: dict) -> dict:
-    local = row["sched_dep_utc"].astimezone(A.LOCAL)
-    body = {"carrier": row["carrier"], "flight": row["flight"], "origin": row["origin"], "dest": row["dest"],
-            "scheduled_departure": local.isoformat()}
-    if row["tailnum"] is not None:
-        body["tailnum"] = row["tailnum"]
-    return body
-
-
-def mismatches(answer: dict, row: dict, with_probability: bool = True) -> list[str]:
-    wrong = [name for name in COMPARED if not same(answer["features"].get(name), row[name])]
-    if with_probability:
-        if answer["model_version"] != row["model_version"] or abs(answer["probability"] - row["probability"]) > 1e-9:
-            wrong.append(f"probability {answer['probability']} v{answer['model_version']} != "
-                         f"{row['probability']} v{row['model_version']}")
-    return wrong
 
 
 @contextlib.contextmanager
