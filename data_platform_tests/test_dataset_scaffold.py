@@ -12,7 +12,7 @@ import pytest
 from dagster import materialize
 
 from data_platform import settings
-from data_platform.datasets.component import dataset_definitions
+from data_platform.components.datasets import dataset_definitions
 from data_platform.datasets.load import read_contract
 from data_platform.datasets.scaffold import ScaffoldError, check_contracts, new_contract
 

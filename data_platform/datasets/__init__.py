@@ -1,7 +1,7 @@
 """Datasets declared as ODCS contract files: discovery, validation and the registry the engine serves.
 
-`declared()` reads every `*.odcs.yaml` in the repository's `datasets/` folder and in
-`DATA_PLATFORM_DATASETS_DIR`, validates each (see `load.py`) and then the set as a whole (unique
+`declared()` reads every `*.odcs.yaml` in the folders the datasets component names
+(`settings.datasets_dirs()`: its `contracts_dirs`, then `DATA_PLATFORM_DATASETS_DIR`), validates each (see `load.py`) and then the set as a whole (unique
 names, references to datasets and columns that exist). A file with problems is a `BrokenContract`:
 it disables its own dataset only (the component shows it as broken, with every file and line at
 fault), never the others. `load_datasets()` is the strict form: any problem raises `ContractError`.
@@ -138,9 +138,9 @@ def registry() -> dict[str, Dataset]:
     return declared().datasets
 
 
-def declared() -> Declared:
+def declared(folders: list[Path] | None = None) -> Declared:
     """The current contract files, read once per version of the set of files."""
-    files = contract_files()
+    files = contract_files(folders)
     return _declared(tuple((path, path.stat().st_mtime_ns) for path in files))
 
 

@@ -6,12 +6,14 @@ file's problems are reported at once. An unknown or misspelled key is an error, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import importlib.util
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -21,7 +23,7 @@ import yaml
 
 from data_platform.contracts import Rule, Series, at_least, between, greater_than, matches, max_length, one_of
 from data_platform.datasets import profile
-from data_platform.datasets.model import Dataset, Drift, Partitioning, Property, Reference, Source, Volume
+from data_platform.datasets.model import Dataset, Partitioning, Property, Reference, Source
 
 SUFFIX = ".odcs.yaml"
 API_VERSIONS = ("v3.1.0", "v3.2.0")
@@ -184,7 +186,7 @@ class _Reader:
 
     def custom(self, element: dict, path: tuple, level: str) -> dict:
         """The element's customProperties as {name: value}, each checked against the profile."""
-        allowed = profile.LEVELS[level]
+        allowed = profile_properties(level)
         found = {}
         for index, entry in enumerate(element.get("customProperties") or []):
             name, value = entry.get("property"), entry.get("value")
@@ -219,11 +221,21 @@ class _Reader:
         return name
 
 
+def profile_properties(level: str) -> dict:
+    """The platform properties allowed on a level, with their JSON Schemas: the profile's, and on
+    the schema object those the check kinds read."""
+    if level != "schema":
+        return profile.LEVELS[level]
+    from data_platform.checks import kinds
+
+    return {**profile.SCHEMA_PROPERTIES, **{name: kind.schema for name, kind in kinds.by_property().items()}}
+
+
 @functools.lru_cache(maxsize=None)
 def _profile_validator(name: str, level: str):
     import jsonschema
 
-    return jsonschema.Draft202012Validator(profile.LEVELS[level][name])
+    return jsonschema.Draft202012Validator(profile_properties(level)[name])
 
 
 def strptime_format(jdk: str) -> str:
@@ -510,7 +522,10 @@ def _validated_marker(file: Path) -> Path:
 def _validator_fingerprint() -> str:
     """Changes with the ODCS schema and with the platform's validation code."""
     spec = importlib.util.find_spec("open_data_contract_standard")
-    parts = [Path(spec.origin).parent / "schema.json", Path(__file__), Path(profile.__file__)]
+    from data_platform.checks import kinds
+
+    parts = [Path(spec.origin).parent / "schema.json", Path(__file__), Path(profile.__file__),
+             *sorted({Path(sys.modules[kind.read.__module__].__file__) for kind in kinds.registered()})]
     return hashlib.sha256(b"".join(path.read_bytes() for path in parts)).hexdigest()
 
 
@@ -603,25 +618,6 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     if any(p.max_jump is not None for p in properties) and series is None:
         reader.problem(at, "maxJump rules need a `plausibilitySeries` custom property (group, time, maxGapHours)",
                        key="customProperties")
-    volume = None
-    if "volume" in custom:
-        value = custom["volume"]
-        if not partitioning:
-            reader.problem(cp_path("volume"), "volume baselines need a partitioned dataset")
-        volume = Volume(tuple(value.get("bounds", (0.8, 1.3))), value.get("holidayCalendar"),
-                        tuple(value.get("holidayBounds", (0.5, 1.3))), value.get("minRows"))
-    drift = None
-    if "drift" in custom:
-        value, dp = custom["drift"], cp_path("drift")
-        for index, column in enumerate(value["columns"]):
-            prop = next((p for p in properties if p.name == column), None)
-            if prop is None:
-                reader.problem(dp + ("columns", index), f"drift column {column!r} is not a property of {name}")
-        first = reader.date(value["reference"]["start"], dp + ("reference", "start"))
-        last = reader.date(value["reference"]["end"], dp + ("reference", "end"))
-        if not partitioning:
-            reader.problem(dp, "drift monitoring compares partitions: it needs a partitioned dataset")
-        drift = Drift(tuple(value["columns"]), (first or dt.date.min, last or dt.date.min))
     for index, column in enumerate(custom.get("sampleBy", ())):
         if column not in names:
             reader.problem(cp_path("sampleBy") + (index,), f"sampleBy column {column!r} is not a property of {name}")
@@ -645,16 +641,30 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     dataset = Dataset(
         name=name, path=file, description=table.get("description") or description.get("purpose", ""),
         owner=f"team:{owner}", properties=tuple(properties), source=source, partitioning=partitioning,
-        series=series, volume=volume,
+        series=series,
         freshness_lag_hours={"raw": 1, "cleaned": 2, **custom.get("freshnessLagHours", {})},
-        latency_hours=latency, drift=drift, sample_by=tuple(custom.get("sampleBy", ())),
+        latency_hours=latency, sample_by=tuple(custom.get("sampleBy", ())),
         version=str(data.get("version", "")),
     )
+    dataset = dataclasses.replace(dataset, checks=_check_kinds(reader, dataset, custom, cp_path))
     if not reader.problems and not trusted:
         reader.problems.extend(_expression_problems(dataset, file, lines, expression_path))
     if reader.problems:
         raise ContractError(reader.problems)
     return dataset
+
+
+def _check_kinds(reader: _Reader, dataset: Dataset, custom: dict, value_path) -> dict:
+    """What each check kind reads from the schema object's customProperties, read by that kind."""
+    from data_platform.checks import kinds
+
+    found = {}
+    for name, kind in kinds.by_property().items():
+        if name in custom:
+            at = value_path(name)
+            found[name] = kind.read(custom[name], dataset,
+                                    lambda path, message, at=at: reader.problem(at + tuple(path), message))
+    return found
 
 
 def _hours(value, unit: str) -> Optional[float]:
