@@ -31,12 +31,13 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from data_platform import contracts, drift, training_set
+from data_platform import drift, training_set
 from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
 from data_platform.assets.features import CATEGORICAL_FEATURES, FEATURES_KEY, FLIGHT_KEY, NUMERICAL_FEATURES, PARTITIONS
 from data_platform.assets.ml import MODEL_KEY, PREDICTIONS_KEY
 from data_platform.drift_results import check_result, days_of_run, read_rows, record_partitions, window_digest
 from data_platform.metadata import OWNER
+from data_platform.ml_contracts import PREDICTIONS
 from data_platform.mlflow_store import MlflowStore
 
 FEATURE_DRIFT = "feature_drift"
@@ -210,7 +211,7 @@ def _measure(context: AssetCheckExecutionContext, warehouse: DuckDBResource, mlf
 )
 def prediction_drift(context: AssetCheckExecutionContext, warehouse: DuckDBResource, mlflow: MlflowStore) -> AssetCheckResult:
     policy = drift.configured(prediction_policy())
-    measured = _measure(context, warehouse, mlflow, policy, prediction_reference, contracts.PREDICTIONS.name,
+    measured = _measure(context, warehouse, mlflow, policy, prediction_reference, PREDICTIONS.name,
                         [SCORE, "model_version"], PREDICTION_DRIFT_RECORD)
     if measured is None:
         return _no_reference("prediction drift")

@@ -8,11 +8,11 @@ The model's own check (beats the base rate) is declared on ml/delay_model in ass
 
 from dagster import AssetChecksDefinition
 
-from data_platform import contracts
 from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT, FLIGHT_KEY
 from data_platform.checks.framework import ERROR, Check, quality_checks_for
 from data_platform.checks.kinds.contract import contract_evaluation
 from data_platform.checks.kinds.keys import duplicate_key_evaluation
+from data_platform.ml_contracts import PERFORMANCE, PREDICTIONS
 
 FEATURE_CHECKS: dict[str, list[Check]] = {
     "features/flight_features": [
@@ -34,18 +34,18 @@ FEATURE_CHECKS: dict[str, list[Check]] = {
     "ml/delay_predictions": [
         Check(
             "matches_predictions_contract",
-            f"Asserts that {contracts.PREDICTIONS.name} matches its contract: one probability in 0..1 per flight "
+            f"Asserts that {PREDICTIONS.name} matches its contract: one probability in 0..1 per flight "
             "key, with the model name and version that produced it. ERROR and blocking: performance must not be "
             "computed from malformed predictions.",
-            ERROR, contract_evaluation(contracts.PREDICTIONS), blocking=True,
+            ERROR, contract_evaluation(PREDICTIONS), blocking=True,
         ),
     ],
     "ml/model_performance": [
         Check(
             "matches_performance_contract",
-            f"Asserts that {contracts.PERFORMANCE.name} matches its contract (metrics within their ranges). ERROR, "
+            f"Asserts that {PERFORMANCE.name} matches its contract (metrics within their ranges). ERROR, "
             "not blocking: nothing is built on it, but a metric out of range means the computation is wrong.",
-            ERROR, contract_evaluation(contracts.PERFORMANCE),
+            ERROR, contract_evaluation(PERFORMANCE),
         ),
     ],
 }

@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from data_platform.contracts import Rule, Series, at_least, between, greater_than, matches, max_length, one_of
+from data_platform.contracts import (
+    Rule, Series, TableContract, at_least, between, column, greater_than, matches, max_length, one_of, partition_day,
+)
 from data_platform.datasets import profile
 from data_platform.datasets.model import Dataset, Partitioning, Property, Reference, Source
 
@@ -490,12 +492,23 @@ def _source(reader: _Reader, value: dict, path: tuple, name: str) -> Source:
 
 
 def read_contract(file: Path) -> Dataset:
-    """One contract file as a Dataset; ContractError lists every problem found in it.
+    """One contract file as a Dataset; ContractError lists every problem found in it."""
+    return _read(Path(file), _read_validated)
+
+
+def read_table_contract(file: Path) -> TableContract:
+    """The ODCS contract of a table the platform computes (the ML graph's), validated like a dataset
+    contract (the ODCS schema, then the platform profile's column rules); ContractError lists every
+    problem. One schema object, `physicalName: <layer>.<table>`, no source, no custom properties."""
+    return _read(Path(file), _table_contract)
+
+
+def _read(file: Path, read_validated):
+    """A contract file read by `read_validated(file, data, lines, trusted)` once it passes the ODCS schema.
 
     A file whose exact text passed every check before (same schema, same platform code) is not
     validated again: every process that loads the code location reads the contracts.
     """
-    file = Path(file)
     data, lines = read_document(file)
     if not isinstance(data, dict):
         raise ContractError([Problem(file, 1, "", "a contract is a YAML mapping (apiVersion, kind, schema, ...)")])
@@ -504,11 +517,11 @@ def read_contract(file: Path) -> Dataset:
     problems = [] if trusted else _schema_problems(file, data, lines)
     if problems:
         raise ContractError(problems)
-    dataset = _read_validated(file, data, lines, trusted)
+    read = read_validated(file, data, lines, trusted)
     if not trusted:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
-    return dataset
+    return read
 
 
 def _validated_marker(file: Path) -> Path:
@@ -529,7 +542,8 @@ def _validator_fingerprint() -> str:
     return hashlib.sha256(b"".join(path.read_bytes() for path in parts)).hexdigest()
 
 
-def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Dataset:
+def _named_reader(file: Path, data: dict, lines: dict, trusted: bool, what: str) -> tuple[_Reader, str]:
+    """A reader with the document's own problems: its apiVersion, and its name against the file name."""
     reader = _Reader(file, lines, trusted)
     if data["apiVersion"] not in API_VERSIONS:
         reader.problem(("apiVersion",), f"apiVersion {data['apiVersion']} is not supported; expected one of "
@@ -537,9 +551,57 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     name = data.get("name", "")
     expected = file.name[: -len(SUFFIX)] if file.name.endswith(SUFFIX) else file.stem
     if not IDENTIFIER.match(name):
-        reader.problem(("name",), f"dataset name {name!r} must match {IDENTIFIER.pattern} (it names tables and assets)")
+        reader.problem(("name",), f"{what} name {name!r} must match {IDENTIFIER.pattern} (it names tables and assets)")
     elif name != expected:
-        reader.problem(("name",), f"dataset name {name!r} must match the file name {expected}{SUFFIX}")
+        reader.problem(("name",), f"{what} name {name!r} must match the file name {expected}{SUFFIX}")
+    return reader, name
+
+
+def _table_contract(file: Path, data: dict, lines: dict, trusted: bool) -> TableContract:
+    reader, name = _named_reader(file, data, lines, trusted, "table")
+    schemas = data.get("schema") or []
+    if len(schemas) != 1:
+        reader.problem(("schema",), f"a table contract has exactly one schema object (the table); found {len(schemas)}")
+        raise ContractError(reader.problems)
+    table, at = schemas[0], ("schema", 0)
+    layer, _, stored = str(table.get("physicalName", "")).partition(".")
+    if table.get("name") != name or stored != name or not IDENTIFIER.match(layer):
+        reader.problem(at, f"name the schema object {name!r} like the contract, with physicalName: <layer>.{name}",
+                       key="physicalName")
+    if table.get("customProperties"):
+        reader.problem(at + ("customProperties",), "a table the platform computes has no source, partitioning or "
+                       "check properties (its asset computes it, its partitions follow its inputs)")
+    declared = table.get("properties") or []
+    partition_index = [i for i, prop in enumerate(declared) if prop.get("partitioned")]
+    properties = [(i, p) for i, p in ((i, _property(reader, prop, at + ("properties", i)))
+                                      for i, prop in enumerate(declared) if i not in partition_index) if p is not None]
+    for index, p in properties:
+        if p.source_name != p.name or p.transform or p.references or p.plausible or p.max_jump:
+            reader.problem(at + ("properties", index), f"{p.name}: a computed table's column has a type, rules and "
+                           "a description only (no sourceName, transformLogic, relationships or plausibility)")
+    properties = [p for _, p in properties]
+    declared_day, transform_path = _partition_property(reader, declared, partition_index, at, properties, {})
+    if transform_path:
+        reader.problem(transform_path, "a computed table's partition is its asset's partition, not an expression")
+    if reader.problems:
+        raise ContractError(reader.problems)
+    partitioned = bool(partition_index)
+    keyed = sorted((p for p in properties if p.key_position is not None), key=lambda p: p.key_position)
+    return TableContract(
+        name=f"{layer}.{name}",
+        description=table.get("description") or (data.get("description") or {}).get("purpose", ""),
+        columns={
+            **({"day": partition_day(declared_day.get("description", ""))} if partitioned else {}),
+            **{p.name: column(p.sql_type, p.description, not p.required, p.rules, max_null_rate=p.max_null_rate)
+               for p in properties},
+        },
+        unique=tuple(p.name for p in keyed) + (("day",) if partitioned else ()),
+        partitioned=partitioned,
+    )
+
+
+def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Dataset:
+    reader, name = _named_reader(file, data, lines, trusted, "dataset")
     schemas = data.get("schema") or []
     if len(schemas) != 1:
         reader.problem(("schema",), f"a dataset contract has exactly one schema object (the table); found {len(schemas)}")
