@@ -542,8 +542,9 @@ def _validator_fingerprint() -> str:
     return hashlib.sha256(b"".join(path.read_bytes() for path in parts)).hexdigest()
 
 
-def _named_reader(file: Path, data: dict, lines: dict, trusted: bool, what: str) -> tuple[_Reader, str]:
-    """A reader with the document's own problems: its apiVersion, and its name against the file name."""
+def _named_reader(file: Path, data: dict, lines: dict, trusted: bool, what: str) -> tuple[_Reader, str, dict]:
+    """A reader with the document's own problems (its apiVersion, its name against the file name), the
+    name, and the one schema object (the table)."""
     reader = _Reader(file, lines, trusted)
     if data["apiVersion"] not in API_VERSIONS:
         reader.problem(("apiVersion",), f"apiVersion {data['apiVersion']} is not supported; expected one of "
@@ -554,16 +555,16 @@ def _named_reader(file: Path, data: dict, lines: dict, trusted: bool, what: str)
         reader.problem(("name",), f"{what} name {name!r} must match {IDENTIFIER.pattern} (it names tables and assets)")
     elif name != expected:
         reader.problem(("name",), f"{what} name {name!r} must match the file name {expected}{SUFFIX}")
-    return reader, name
+    schemas = data.get("schema") or []
+    if len(schemas) != 1:
+        reader.problem(("schema",), f"a {what} contract has exactly one schema object (the table); found {len(schemas)}")
+        raise ContractError(reader.problems)
+    return reader, name, schemas[0]
 
 
 def _table_contract(file: Path, data: dict, lines: dict, trusted: bool) -> TableContract:
-    reader, name = _named_reader(file, data, lines, trusted, "table")
-    schemas = data.get("schema") or []
-    if len(schemas) != 1:
-        reader.problem(("schema",), f"a table contract has exactly one schema object (the table); found {len(schemas)}")
-        raise ContractError(reader.problems)
-    table, at = schemas[0], ("schema", 0)
+    reader, name, table = _named_reader(file, data, lines, trusted, "table")
+    at = ("schema", 0)
     layer, _, stored = str(table.get("physicalName", "")).partition(".")
     if table.get("name") != name or stored != name or not IDENTIFIER.match(layer):
         reader.problem(at, f"name the schema object {name!r} like the contract, with physicalName: <layer>.{name}",
@@ -601,12 +602,8 @@ def _table_contract(file: Path, data: dict, lines: dict, trusted: bool) -> Table
 
 
 def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Dataset:
-    reader, name = _named_reader(file, data, lines, trusted, "dataset")
-    schemas = data.get("schema") or []
-    if len(schemas) != 1:
-        reader.problem(("schema",), f"a dataset contract has exactly one schema object (the table); found {len(schemas)}")
-        raise ContractError(reader.problems)
-    table, at = schemas[0], ("schema", 0)
+    reader, name, table = _named_reader(file, data, lines, trusted, "dataset")
+    at = ("schema", 0)
     if table.get("name") != name:
         reader.problem(at + ("name",), f"the schema object is named {table.get('name')!r}; name it {name!r} like the dataset")
     custom = reader.custom(table, at, "schema")
