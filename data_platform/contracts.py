@@ -15,7 +15,7 @@ are imported only then, so loading the code location needs neither). Three kinds
 Datasets get their contracts from their ODCS files (`data_platform.datasets`); the predictions and
 performance tables, which the platform itself computes, from theirs (`data_platform.ml_contracts`,
 read by the same loader); the features table from the feature declarations
-(`data_platform.assets.features`, one per column).
+(`data_platform.features`, one per column).
 """
 
 from __future__ import annotations

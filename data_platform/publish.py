@@ -30,11 +30,12 @@ FORMAT = "DuckDB database file (DuckDB 2.0 storage: readable by DuckDB 2.0 and l
 def ml_tables() -> dict[str, tuple[TableContract, str, dict]]:
     """The tables the ML graph stores: contract, the code version of the asset that writes it and where
     the contract is declared (the one place that says where each is declared)."""
-    from data_platform.assets import features, ml
+    from data_platform import features
+    from data_platform.assets import features as feature_asset, ml
     from data_platform.ml_contracts import FOLDER, PERFORMANCE, PREDICTIONS
 
     return {contract.name: (contract, version, origin) for contract, version, origin in (
-        (features.CONTRACT, features.CODE_VERSION, {"module": "data_platform/assets/features.py"}),
+        (features.CONTRACT, feature_asset.CODE_VERSION, {"module": "data_platform/features.py"}),
         (PREDICTIONS, ml.CODE_VERSION, {"contract": str(FOLDER / "delay_predictions.odcs.yaml")}),
         (PERFORMANCE, ml.CODE_VERSION, {"contract": str(FOLDER / "model_performance.odcs.yaml")}))}
 

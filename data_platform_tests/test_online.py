@@ -17,7 +17,7 @@ import duckdb
 import pytest
 from dagster import AssetSelection
 
-from data_platform.assets import features as F
+from data_platform import features as F
 from data_platform.online import assemble as A
 from data_platform.online import store as S
 from data_platform.online.assets import COMPARED, COMPLETE_CHECK, ONLINE_KEY, SKEW_CHECK, OnlineStoreResource, same

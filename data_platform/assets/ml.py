@@ -36,8 +36,9 @@ from pydantic import Field
 
 from data_platform import training_set
 from data_platform.assets.features import CODE_VERSION as FEATURES_CODE_VERSION
-from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
-from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, FLIGHT_KEY, LABEL, PARTITIONS
+from data_platform.assets.features import FEATURES_KEY, PARTITIONS
+from data_platform.features import CONTRACT as FEATURES_CONTRACT
+from data_platform.features import CUTOFF_HOURS, FEATURES, FLIGHT_KEY, LABEL
 from data_platform.metadata import OWNER, combined_version, record_partitions, table_definition_metadata
 from data_platform.ml_contracts import PERFORMANCE, PREDICTIONS
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore

@@ -32,8 +32,9 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from data_platform import drift, training_set
-from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
-from data_platform.assets.features import CATEGORICAL_FEATURES, FEATURES_KEY, FLIGHT_KEY, NUMERICAL_FEATURES, PARTITIONS
+from data_platform.assets.features import FEATURES_KEY, PARTITIONS
+from data_platform.features import CONTRACT as FEATURES_CONTRACT
+from data_platform.features import CATEGORICAL_FEATURES, FLIGHT_KEY, NUMERICAL_FEATURES
 from data_platform.assets.ml import MODEL_KEY, PREDICTIONS_KEY
 from data_platform.drift_results import check_result, days_of_run, read_rows, record_partitions, window_digest
 from data_platform.metadata import OWNER

@@ -8,7 +8,7 @@ The model's own check (beats the base rate) is declared on ml/delay_model in ass
 
 from dagster import AssetChecksDefinition
 
-from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT, FLIGHT_KEY
+from data_platform.features import CONTRACT as FEATURES_CONTRACT, FLIGHT_KEY
 from data_platform.checks.framework import ERROR, Check, quality_checks_for
 from data_platform.checks.kinds.contract import contract_evaluation
 from data_platform.checks.kinds.keys import duplicate_key_evaluation

@@ -1,7 +1,7 @@
 """Contracts of the tables the ML graph computes: ODCS files beside this module, read and validated
 like dataset contracts (`read_table_contract`: the ODCS schema, then the platform profile's types and
 rules). The features table's contract is derived from the feature declarations instead (one per
-column, `data_platform.assets.features.CONTRACT`) and published as ODCS like these.
+column, `data_platform.features.CONTRACT`) and published as ODCS like these.
 """
 
 from pathlib import Path
