@@ -13,7 +13,6 @@ import hashlib
 import importlib.util
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -527,18 +526,19 @@ def _read(file: Path, read_validated):
 def _validated_marker(file: Path) -> Path:
     from data_platform.settings import home_path
 
-    digest = hashlib.sha256(_validator_fingerprint().encode() + file.read_bytes()).hexdigest()
+    from data_platform.checks import kinds
+
+    read_by = tuple(sorted({Path(kind.read.__code__.co_filename) for kind in kinds.registered()}))
+    digest = hashlib.sha256(_validator_fingerprint(read_by).encode() + file.read_bytes()).hexdigest()
     return home_path("cache", "contracts", f"{digest}.valid")
 
 
-@functools.lru_cache(maxsize=1)
-def _validator_fingerprint() -> str:
-    """Changes with the ODCS schema and with the platform's validation code."""
+@functools.lru_cache(maxsize=4)
+def _validator_fingerprint(read_by: tuple[Path, ...]) -> str:
+    """Changes with the ODCS schema and with the platform's validation code (the profile, this module
+    and the files of the check kinds' `read`)."""
     spec = importlib.util.find_spec("open_data_contract_standard")
-    from data_platform.checks import kinds
-
-    parts = [Path(spec.origin).parent / "schema.json", Path(__file__), Path(profile.__file__),
-             *sorted({Path(sys.modules[kind.read.__module__].__file__) for kind in kinds.registered()})]
+    parts = [Path(spec.origin).parent / "schema.json", Path(__file__), Path(profile.__file__), *read_by]
     return hashlib.sha256(b"".join(path.read_bytes() for path in parts)).hexdigest()
 
 
