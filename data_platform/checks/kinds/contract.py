@@ -13,6 +13,8 @@ from data_platform.checks.framework import (
 )
 from data_platform.checks.kinds import CheckKind, register
 from data_platform.contracts import TableContract, to_pandera
+
+
 def _row_label(frame, index, contract: TableContract) -> str:
     """Where a failing row is: its source file and row for raw data, its key for cleaned data."""
     if index is None or index not in frame.index:

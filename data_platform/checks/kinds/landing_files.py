@@ -5,6 +5,7 @@ from typing import Callable
 from data_platform.checks.framework import WARN, Check, Evaluation, Verdict
 from data_platform.checks.kinds import CheckKind, register
 
+
 def landing_files_evaluation(dataset) -> Callable:
     def evaluate(source) -> Evaluation:
         if source.effective(dataset).type != "landing":

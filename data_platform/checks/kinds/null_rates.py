@@ -8,6 +8,7 @@ from data_platform.checks.framework import WARN, Check, Days, Evaluation, Verdic
 from data_platform.checks.kinds import CheckKind, register
 from data_platform.contracts import TableContract
 
+
 def null_rate_evaluation(contract: TableContract) -> Callable:
     limits = {name: col.max_null_rate for name, col in contract.columns.items() if col.max_null_rate is not None}
 

@@ -10,6 +10,7 @@ from data_platform.checks.framework import (
 from data_platform.checks.kinds import CheckKind, register
 from data_platform.warehouse import table_exists
 
+
 def reference_evaluation(table: str, reference) -> Callable:
     """Values of <table>.<column> missing from the referenced dataset's cleaned table."""
     column, target = reference.column, f"cleaned.{reference.dataset}"
