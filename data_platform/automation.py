@@ -181,7 +181,8 @@ def retrain_windows(newest_drifted: dt.date) -> Optional[dict]:
     training day), train on up to `TRAIN_DAYS` before it. None when there is too little history.
 
     The model's default windows end with the newest feature day, which may be later than the drift."""
-    from data_platform.assets.features import LOOKBACK_DAYS, PARTITIONS
+    from data_platform.assets.features import PARTITIONS
+    from data_platform.features import LOOKBACK_DAYS
 
     holdout_first = newest_drifted - dt.timedelta(days=HOLDOUT_DAYS - 1)
     train_last = holdout_first - dt.timedelta(days=LOOKBACK_DAYS + 1)

@@ -12,10 +12,10 @@ are imported only then, so loading the code location needs neither). Three kinds
   value to NULL, records it in the row's `nulled_values` and keeps the rest of the row;
 * `max_null_rate=`: the share of NULLs a column may have in one partition (a quality check, WARN).
 
-Datasets get their contracts from their ODCS files (`data_platform.datasets`); the features table
-gets its from the feature declarations (`data_platform.assets.features`, one per column); the
-predictions and performance tables, which the platform itself computes, are declared at the end of
-this module.
+Datasets get their contracts from their ODCS files (`data_platform.datasets`); the predictions and
+performance tables, which the platform itself computes, from theirs (`data_platform.ml_contracts`,
+read by the same loader); the features table from the feature declarations
+(`data_platform.features`, one per column).
 """
 
 from __future__ import annotations
@@ -330,38 +330,3 @@ def quarantine_contract(raw: TableContract, dataset: str) -> TableContract:
         },
         partitioned=raw.partitioned,
     )
-
-
-# --- ml: daily predictions of the champion model and its daily performance (data_platform/assets/ml.py)
-
-PREDICTIONS = TableContract(
-    name="ml.delay_predictions",
-    description="Probability that each completed flight arrives more than 15 minutes late, by the champion model.",
-    unique=("day", "carrier", "flight", "origin"),
-    columns={
-        "day": partition_day("Partition: local scheduled departure date."),
-        "carrier": column("VARCHAR", "Two-letter carrier code.", False),
-        "flight": column("INTEGER", "Flight number.", False),
-        "origin": column("VARCHAR", "Origin airport.", False),
-        "probability": column("DOUBLE", "Predicted probability of arr_delay > 15.", False, [between(0.0, 1.0)]),
-        "model_name": column("VARCHAR", "Registered MLflow model name.", False),
-        "model_version": column("VARCHAR", "Registered model version that scored the flight.", False),
-    },
-)
-
-PERFORMANCE = TableContract(
-    name="ml.model_performance",
-    description="Daily quality of the stored predictions against the labels of that day.",
-    unique=("day",),
-    columns={
-        "day": partition_day("Partition: local scheduled departure date."),
-        "model_version": column("VARCHAR", "Model version(s) that scored the day.", False),
-        "flights": column("INTEGER", "Scored flights with a label.", False, [at_least(0)]),
-        "roc_auc": column("DOUBLE", "ROC AUC; missing when the day has one class only.", rules=[between(0.0, 1.0)]),
-        "log_loss": column("DOUBLE", "Log loss.", rules=[at_least(0.0)]),
-        "brier": column("DOUBLE", "Brier score.", rules=[between(0.0, 1.0)]),
-        "predicted_positive_rate": column("DOUBLE", "Mean predicted probability.", rules=[between(0.0, 1.0)]),
-        "actual_positive_rate": column("DOUBLE", "Share of flights that arrived more than 15 min late.",
-                                       rules=[between(0.0, 1.0)]),
-    },
-)

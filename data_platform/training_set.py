@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from data_platform import contracts
-from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
+from data_platform.features import CONTRACT as FEATURES_CONTRACT
 from data_platform.settings import home_path
 
 SNAPSHOT_DIR = "snapshots"
@@ -161,7 +161,7 @@ def load_champion_reference(mlflow_resource) -> pd.DataFrame | None:
     """The training snapshot of the model holding the `champion` alias, or None without champion.
 
     The frame has the features contract's columns (FLIGHT_KEY, CATEGORICAL_FEATURES,
-    NUMERICAL_FEATURES, LABEL of data_platform.assets.features, plus bookkeeping columns).
+    NUMERICAL_FEATURES, LABEL of data_platform.features, plus bookkeeping columns).
     """
     version = mlflow_resource.version_by_alias()
     if version is None or not version.run_id:

@@ -335,7 +335,7 @@ def test_a_broken_flights_contract_leaves_the_other_datasets_and_the_ml_graph_lo
     script = f"""
 import json
 from data_platform import settings
-settings.REPOSITORY_DATASETS = settings.Path({str(repository)!r})
+settings.datasets_dirs = lambda configured=None: [settings.Path({str(repository)!r})]
 from data_platform.definitions import defs
 from data_platform.assets.features import PARTITIONS
 graph = defs.resolve_asset_graph()

@@ -12,7 +12,7 @@ import pytest
 from dagster import materialize
 
 from data_platform import settings, storage
-from data_platform.datasets.component import dataset_definitions
+from data_platform.components.datasets import dataset_definitions
 from data_platform.datasets.load import read_contract
 from data_platform.datasets.scaffold import ScaffoldError, check_contracts, new_contract
 
@@ -127,6 +127,7 @@ def test_numbers_with_exponents_and_refusals(contracts, platform_home):
 
 def test_the_readme_example_contract_uses_every_profile_property_and_is_valid(tmp_path, monkeypatch):
     from data_platform.datasets import load_datasets
+    from data_platform.datasets.load import profile_properties
     from data_platform.datasets.profile import LEVELS
 
     readme = (settings.PROJECT_ROOT / "README.md").read_text()
@@ -136,10 +137,11 @@ def test_the_readme_example_contract_uses_every_profile_property_and_is_valid(tm
     (folder / "station_readings.odcs.yaml").write_text(text)
     monkeypatch.setenv(settings.DATASETS_ENV, str(folder))
     dataset = load_datasets()["station_readings"]  # validated with the repository's set (its reference)
-    for level in LEVELS.values():
-        for name in level:
+    for level in LEVELS:  # the profile's properties and those the check kinds read
+        for name in profile_properties(level):
             assert f"property: {name}" in text, f"the README example does not show {name}"
-    assert dataset.drift.columns == ("temp", "station") and dataset.volume.holiday_calendar == "US"
+    assert dataset.checks["drift"].columns == ("temp", "station")
+    assert dataset.checks["volume"].holiday_calendar == "US"
     assert dataset.prop("observed_at").time_format == "%Y/%m/%d %H:%M"
     assert [r.dataset for r in dataset.references] == ["airports"]
 

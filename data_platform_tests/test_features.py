@@ -7,8 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from data_platform import features as F
 from data_platform import storage
-from data_platform.assets import features as F
+from data_platform.assets.features import _lineage
 from data_platform.datasets import dataset
 from data_platform.runner import materialize_days
 from data_platform_tests.edit_tables import edit
@@ -234,7 +235,7 @@ def _deps(lineage, column):
 
 
 def test_column_lineage_is_derived_from_the_feature_declarations():
-    lineage = F._lineage()
+    lineage = _lineage()
     assert set(lineage.deps_by_column) == set(F.CONTRACT.columns)
     assert _deps(lineage, "plane_seats") == {("cleaned/flights", "tailnum"), ("cleaned/planes", "tailnum"),
                                              ("cleaned/planes", "seats")}
@@ -277,7 +278,7 @@ def test_a_new_declaration_reaches_the_sql_the_service_the_catalog_and_the_linea
     assert (schema["wx_temp_per_seat"].type, schema["wx_temp_per_seat"].constraints.other) == ("DOUBLE", ["at least 0"])
     assert schema["plane_manufacturer"].description == "Manufacturer of the plane."
 
-    lineage = F._lineage(declarations)
+    lineage = _lineage(declarations)
     assert _deps(lineage, "wx_temp_per_seat") == _deps(lineage, "wx_temp") | _deps(lineage, "plane_seats")
     assert _deps(lineage, "plane_manufacturer") == {("cleaned/flights", "tailnum"), ("cleaned/planes", "tailnum"),
                                                     ("cleaned/planes", "manufacturer")}

@@ -8,7 +8,8 @@ import pytest
 from dagster import AssetKey, AssetSelection, materialize
 
 from data_platform import modeling, training_set
-from data_platform.assets.features import FEATURES_KEY, LABEL
+from data_platform.assets.features import FEATURES_KEY
+from data_platform.features import LABEL
 from data_platform.assets.ml import BASELINE_CHECK, MODEL_KEY, DelayModelConfig
 from data_platform.runner import materialize_days
 from data_platform.settings import mlflow_ui_url

@@ -17,8 +17,8 @@ import duckdb
 import pytest
 from dagster import AssetSelection
 
+from data_platform import features as F
 from data_platform import storage
-from data_platform.assets import features as F
 from data_platform.datasets import dataset
 from data_platform.online import assemble as A
 from data_platform.online import store as S

@@ -1,7 +1,7 @@
 """Published contracts, read by the tool others use: datacontract-cli (pinned, in its own environment).
 
-On real stored tables of a small materialized range: every authoring contract (the bundled five and
-a scaffolded one) and every published contract lints without errors; the SQL that datacontract-cli
+On real stored tables of a small materialized range: every authoring contract (the bundled five, a
+scaffolded one and the ML tables' two) and every published contract lints without errors; the SQL that datacontract-cli
 exports from each published contract creates exactly the stored table's columns and types; and its
 `test` passes on every stored table (read from a copy in its own DuckDB: it cannot read the
 platform's Delta tables offline). The published key includes `day`: without it, the same test finds the
@@ -18,9 +18,11 @@ import pytest
 import yaml
 
 from data_platform import settings, storage
-from data_platform.contracts import PERFORMANCE, PREDICTIONS, ddl
+from data_platform.contracts import ddl
+from data_platform.ml_contracts import PERFORMANCE, PREDICTIONS
 from data_platform.datasets import load_datasets
 from data_platform.datasets.scaffold import new_contract
+from data_platform.ml_contracts import FOLDER as ML_CONTRACTS, PERFORMANCE, PREDICTIONS
 from data_platform.publish import write_contracts
 from data_platform.runner import materialize_days, materialize_unpartitioned
 from data_platform_tests.datacontract_cli import run as datacontract
@@ -103,6 +105,7 @@ def test_datacontract_cli_reads_the_published_contracts_as_the_tables_are_stored
     (tmp_path / "no_day.odcs.yaml").write_text(yaml.safe_dump(without_day, sort_keys=False))
 
     authoring = [str(path) for path in sorted(settings.REPOSITORY_DATASETS.glob("*.odcs.yaml"))] + [str(draft)]
+    authoring += [str(path) for path in sorted(ML_CONTRACTS.glob("*.odcs.yaml"))]
     results = datacontract({
         "load": {"database": str(theirs), "tables": {t: str(parquet / f"{t}.parquet") for t in tables}},
         "lint": authoring + sorted(stored.values()),

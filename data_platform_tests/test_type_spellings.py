@@ -109,7 +109,7 @@ def test_a_spelling_the_platform_cannot_honour_is_refused_saying_why(contracts, 
 
 
 def test_varchar_length_is_enforced_by_quarantine(contracts, instance, resources, warehouse):
-    from data_platform.datasets.component import dataset_definitions
+    from data_platform.components.datasets import dataset_definitions
 
     defs = dataset_definitions(read_contract(write(contracts, CONTRACT)))
     result = materialize([*defs.assets, *defs.asset_checks], instance=instance, resources=resources,

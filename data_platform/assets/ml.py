@@ -35,11 +35,13 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from data_platform import contracts, training_set
+from data_platform import training_set
 from data_platform.assets.features import CODE_VERSION as FEATURES_CODE_VERSION
-from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT
-from data_platform.assets.features import CUTOFF_HOURS, FEATURES, FEATURES_KEY, FLIGHT_KEY, LABEL, PARTITIONS
+from data_platform.assets.features import FEATURES_KEY, PARTITIONS
+from data_platform.features import CONTRACT as FEATURES_CONTRACT
+from data_platform.features import CUTOFF_HOURS, FEATURES, FLIGHT_KEY, LABEL
 from data_platform.metadata import OWNER, combined_version, record_partitions, stored_in, table_definition_metadata
+from data_platform.ml_contracts import PERFORMANCE, PREDICTIONS
 from data_platform.mlflow_store import CHALLENGER, CHAMPION, DAGSTER_RUN_TAG, MlflowStore
 from data_platform.partitions import run_days, single_run
 from data_platform.settings import mlflow_ui_url
@@ -418,7 +420,7 @@ def _read_days(conn, first: dt.date, last: dt.date) -> "pd.DataFrame":
     kinds={"duckdb", "mlflow", "scikit-learn"},
     deps=[FEATURES_KEY, MODEL_KEY],
     **DAILY,
-    metadata=table_definition_metadata(contracts.PREDICTIONS),
+    metadata=table_definition_metadata(PREDICTIONS),
 )
 def delay_predictions(context: AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowStore) -> MaterializeResult:
     from data_platform import modeling
@@ -436,9 +438,9 @@ def delay_predictions(context: AssetExecutionContext, warehouse: DuckDBResource,
             probability=modeling.predict(model, frame), model_name=mlflow.model_name, model_version=str(version.version),
         )
         conn.register("scored", scored)
-        replace_days(conn, contracts.PREDICTIONS, "SELECT * FROM scored", [], first, last)
+        replace_days(conn, PREDICTIONS, "SELECT * FROM scored", [], first, last)
         conn.unregister("scored")
-        stats = partition_stats(conn, contracts.PREDICTIONS, first, last)
+        stats = partition_stats(conn, PREDICTIONS, first, last)
     mean_probability = scored.groupby(scored["day"].dt.date)["probability"].mean().to_dict()
     record_partitions(context, stats, mean_probability=mean_probability)
     context.log.info(f"scored {len(scored):,} flights of {first}..{last} with {mlflow.model_name} v{version.version}")
@@ -458,7 +460,7 @@ def _scored_without_champion(context: AssetExecutionContext) -> bool:
 
 PERFORMANCE_QUERY = f"""
 SELECT p.day, p.probability, p.model_version, f.{LABEL}
-FROM {contracts.PREDICTIONS.name} p
+FROM {PREDICTIONS.name} p
 JOIN {FEATURES_CONTRACT.name} f USING ({", ".join(FLIGHT_KEY)})
 WHERE p.day BETWEEN ? AND ?
 """
@@ -474,7 +476,7 @@ WHERE p.day BETWEEN ? AND ?
     kinds={"duckdb", "scikit-learn"},
     deps=[PREDICTIONS_KEY, FEATURES_KEY],
     **DAILY,
-    metadata=table_definition_metadata(contracts.PERFORMANCE),
+    metadata=table_definition_metadata(PERFORMANCE),
 )
 def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
     import pandas as pd
@@ -483,7 +485,7 @@ def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource)
 
     first, last = run_days(context)
     with warehouse.get_connection(context) as conn:
-        stored = table_exists(conn, contracts.PREDICTIONS.name)
+        stored = table_exists(conn, PREDICTIONS.name)
         joined = conn.execute(PERFORMANCE_QUERY, [first, last]).df() if stored else None
         scored_days = set(joined["day"].dt.date) if stored else set()
         missing = [day for day in pd.date_range(first, last).date if day not in scored_days]
@@ -509,9 +511,9 @@ def model_performance(context: AssetExecutionContext, warehouse: DuckDBResource)
             })
         performance = pd.DataFrame(rows)
         conn.register("performance", performance)
-        replace_days(conn, contracts.PERFORMANCE, "SELECT * FROM performance", [], first, last)
+        replace_days(conn, PERFORMANCE, "SELECT * FROM performance", [], first, last)
         conn.unregister("performance")
-        stats = partition_stats(conn, contracts.PERFORMANCE, first, last)
+        stats = partition_stats(conn, PERFORMANCE, first, last)
     by_day = performance.set_index("day")
     per_day = {
         name: {day: float(value) for day, value in by_day[name].items() if value is not None and math.isfinite(value)}

@@ -1,4 +1,4 @@
-"""Checks on the feature and ML tables, built with the quality checks' rules and factory.
+"""Checks on the feature and ML tables, run by the checks framework with the contract and key evaluators.
 
 The feature contract check is ERROR and blocking: a model must not train, nor predictions be made,
 on rows that break it (types, ranges, the unique flight key, and the point-in-time rules the
@@ -8,19 +8,15 @@ The model's own check (beats the base rate) is declared on ml/delay_model in ass
 
 from dagster import AssetChecksDefinition
 
-from data_platform import contracts
-from data_platform.assets.features import CONTRACT as FEATURES_CONTRACT, FLIGHT_KEY
-from data_platform.checks.quality import (
-    ERROR,
-    Rule,
-    contract_evaluation,
-    duplicate_key_evaluation,
-    quality_checks_for,
-)
+from data_platform.features import CONTRACT as FEATURES_CONTRACT, FLIGHT_KEY
+from data_platform.checks.framework import ERROR, Check, quality_checks_for
+from data_platform.checks.kinds.contract import contract_evaluation
+from data_platform.checks.kinds.keys import duplicate_key_evaluation
+from data_platform.ml_contracts import PERFORMANCE, PREDICTIONS
 
-FEATURE_RULES: dict[str, list[Rule]] = {
+FEATURE_CHECKS: dict[str, list[Check]] = {
     "features/flight_features": [
-        Rule(
+        Check(
             "matches_features_contract",
             f"Asserts that {FEATURES_CONTRACT.name} matches its pandera contract: types, ranges (rates in 0..1, "
             "hours, days), nullability, and the point-in-time rules (no weather observed after a flight's cut-off; "
@@ -28,7 +24,7 @@ FEATURE_RULES: dict[str, list[Rule]] = {
             "must not use rows that break it.",
             ERROR, contract_evaluation(FEATURES_CONTRACT), blocking=True,
         ),
-        Rule(
+        Check(
             "flight_key_unique",
             f"Asserts that ({', '.join(FLIGHT_KEY)}) is unique in {FEATURES_CONTRACT.name}, per partition. ERROR "
             "and blocking: a duplicated flight would be trained on and scored twice.",
@@ -36,24 +32,24 @@ FEATURE_RULES: dict[str, list[Rule]] = {
         ),
     ],
     "ml/delay_predictions": [
-        Rule(
+        Check(
             "matches_predictions_contract",
-            f"Asserts that {contracts.PREDICTIONS.name} matches its contract: one probability in 0..1 per flight "
+            f"Asserts that {PREDICTIONS.name} matches its contract: one probability in 0..1 per flight "
             "key, with the model name and version that produced it. ERROR and blocking: performance must not be "
             "computed from malformed predictions.",
-            ERROR, contract_evaluation(contracts.PREDICTIONS), blocking=True,
+            ERROR, contract_evaluation(PREDICTIONS), blocking=True,
         ),
     ],
     "ml/model_performance": [
-        Rule(
+        Check(
             "matches_performance_contract",
-            f"Asserts that {contracts.PERFORMANCE.name} matches its contract (metrics within their ranges). ERROR, "
+            f"Asserts that {PERFORMANCE.name} matches its contract (metrics within their ranges). ERROR, "
             "not blocking: nothing is built on it, but a metric out of range means the computation is wrong.",
-            ERROR, contract_evaluation(contracts.PERFORMANCE),
+            ERROR, contract_evaluation(PERFORMANCE),
         ),
     ],
 }
 
 feature_checks: list[AssetChecksDefinition] = [
-    quality_checks_for(asset, rules) for asset, rules in FEATURE_RULES.items()
+    quality_checks_for(asset, checks) for asset, checks in FEATURE_CHECKS.items()
 ]

@@ -1,9 +1,9 @@
 """Datasets declared as ODCS contract files: discovery, validation and the registry the engine serves.
 
 `declared()` reads every `*.odcs.yaml` in the contracts folders (`settings.datasets_dirs()`: the
-repository's `datasets/` or DATA_PLATFORM_CONTRACTS_DIRS, then DATA_PLATFORM_DATASETS_DIR), validates
-each (see `load.py`) and then the set as a whole (unique names, references to datasets and columns
-that exist). A file with problems is a `BrokenContract`:
+datasets component's `contracts_dirs`, or DATA_PLATFORM_CONTRACTS_DIRS, then DATA_PLATFORM_DATASETS_DIR),
+validates each (see `load.py`) and then the set as a whole (unique names, references to datasets and
+columns that exist). A file with problems is a `BrokenContract`:
 it disables its own dataset only (the component shows it as broken, with every file and line at
 fault), never the others. `load_datasets()` is the strict form: any problem raises `ContractError`.
 """
@@ -139,9 +139,9 @@ def registry() -> dict[str, Dataset]:
     return declared().datasets
 
 
-def declared() -> Declared:
+def declared(folders: list[Path] | None = None) -> Declared:
     """The current contract files, read once per version of the set of files."""
-    files = contract_files()
+    files = contract_files(folders)
     return _declared(tuple((path, path.stat().st_mtime_ns) for path in files))
 
 

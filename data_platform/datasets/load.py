@@ -6,6 +6,7 @@ file's problems are reported at once. An unknown or misspelled key is an error, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -19,9 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from data_platform.contracts import Rule, Series, at_least, between, greater_than, matches, max_length, one_of
+from data_platform.contracts import (
+    Rule, Series, TableContract, at_least, between, column, greater_than, matches, max_length, one_of, partition_day,
+)
 from data_platform.datasets import profile
-from data_platform.datasets.model import Dataset, Drift, Partitioning, Property, Reference, Source, Volume
+from data_platform.datasets.model import Dataset, Partitioning, Property, Reference, Source
 
 SUFFIX = ".odcs.yaml"
 API_VERSIONS = ("v3.1.0", "v3.2.0")
@@ -184,7 +187,7 @@ class _Reader:
 
     def custom(self, element: dict, path: tuple, level: str) -> dict:
         """The element's customProperties as {name: value}, each checked against the profile."""
-        allowed = profile.LEVELS[level]
+        allowed = profile_properties(level)
         found = {}
         for index, entry in enumerate(element.get("customProperties") or []):
             name, value = entry.get("property"), entry.get("value")
@@ -219,11 +222,21 @@ class _Reader:
         return name
 
 
+def profile_properties(level: str) -> dict:
+    """The platform properties allowed on a level, with their JSON Schemas: the profile's, and on
+    the schema object those the check kinds read."""
+    if level != "schema":
+        return profile.LEVELS[level]
+    from data_platform.checks import kinds
+
+    return {**profile.SCHEMA_PROPERTIES, **{name: kind.schema for name, kind in kinds.by_property().items()}}
+
+
 @functools.lru_cache(maxsize=None)
 def _profile_validator(name: str, level: str):
     import jsonschema
 
-    return jsonschema.Draft202012Validator(profile.LEVELS[level][name])
+    return jsonschema.Draft202012Validator(profile_properties(level)[name])
 
 
 def strptime_format(jdk: str) -> str:
@@ -478,12 +491,23 @@ def _source(reader: _Reader, value: dict, path: tuple, name: str) -> Source:
 
 
 def read_contract(file: Path) -> Dataset:
-    """One contract file as a Dataset; ContractError lists every problem found in it.
+    """One contract file as a Dataset; ContractError lists every problem found in it."""
+    return _read(Path(file), _read_validated)
+
+
+def read_table_contract(file: Path) -> TableContract:
+    """The ODCS contract of a table the platform computes (the ML graph's), validated like a dataset
+    contract (the ODCS schema, then the platform profile's column rules); ContractError lists every
+    problem. One schema object, `physicalName: <layer>.<table>`, no source, no custom properties."""
+    return _read(Path(file), _table_contract)
+
+
+def _read(file: Path, read_validated):
+    """A contract file read by `read_validated(file, data, lines, trusted)` once it passes the ODCS schema.
 
     A file whose exact text passed every check before (same schema, same platform code) is not
     validated again: every process that loads the code location reads the contracts.
     """
-    file = Path(file)
     data, lines = read_document(file)
     if not isinstance(data, dict):
         raise ContractError([Problem(file, 1, "", "a contract is a YAML mapping (apiVersion, kind, schema, ...)")])
@@ -492,29 +516,35 @@ def read_contract(file: Path) -> Dataset:
     problems = [] if trusted else _schema_problems(file, data, lines)
     if problems:
         raise ContractError(problems)
-    dataset = _read_validated(file, data, lines, trusted)
+    read = read_validated(file, data, lines, trusted)
     if not trusted:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
-    return dataset
+    return read
 
 
 def _validated_marker(file: Path) -> Path:
     from data_platform.settings import home_path
 
-    digest = hashlib.sha256(_validator_fingerprint().encode() + file.read_bytes()).hexdigest()
+    from data_platform.checks import kinds
+
+    read_by = tuple(sorted({Path(kind.read.__code__.co_filename) for kind in kinds.registered()}))
+    digest = hashlib.sha256(_validator_fingerprint(read_by).encode() + file.read_bytes()).hexdigest()
     return home_path("cache", "contracts", f"{digest}.valid")
 
 
-@functools.lru_cache(maxsize=1)
-def _validator_fingerprint() -> str:
-    """Changes with the ODCS schema and with the platform's validation code."""
+@functools.lru_cache(maxsize=4)
+def _validator_fingerprint(read_by: tuple[Path, ...]) -> str:
+    """Changes with the ODCS schema and with the platform's validation code (the profile, this module
+    and the files of the check kinds' `read`)."""
     spec = importlib.util.find_spec("open_data_contract_standard")
-    parts = [Path(spec.origin).parent / "schema.json", Path(__file__), Path(profile.__file__)]
+    parts = [Path(spec.origin).parent / "schema.json", Path(__file__), Path(profile.__file__), *read_by]
     return hashlib.sha256(b"".join(path.read_bytes() for path in parts)).hexdigest()
 
 
-def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Dataset:
+def _named_reader(file: Path, data: dict, lines: dict, trusted: bool, what: str) -> tuple[_Reader, str, dict]:
+    """A reader with the document's own problems (its apiVersion, its name against the file name), the
+    name, and the one schema object (the table)."""
     reader = _Reader(file, lines, trusted)
     if data["apiVersion"] not in API_VERSIONS:
         reader.problem(("apiVersion",), f"apiVersion {data['apiVersion']} is not supported; expected one of "
@@ -522,14 +552,58 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     name = data.get("name", "")
     expected = file.name[: -len(SUFFIX)] if file.name.endswith(SUFFIX) else file.stem
     if not IDENTIFIER.match(name):
-        reader.problem(("name",), f"dataset name {name!r} must match {IDENTIFIER.pattern} (it names tables and assets)")
+        reader.problem(("name",), f"{what} name {name!r} must match {IDENTIFIER.pattern} (it names tables and assets)")
     elif name != expected:
-        reader.problem(("name",), f"dataset name {name!r} must match the file name {expected}{SUFFIX}")
+        reader.problem(("name",), f"{what} name {name!r} must match the file name {expected}{SUFFIX}")
     schemas = data.get("schema") or []
     if len(schemas) != 1:
-        reader.problem(("schema",), f"a dataset contract has exactly one schema object (the table); found {len(schemas)}")
+        reader.problem(("schema",), f"a {what} contract has exactly one schema object (the table); found {len(schemas)}")
         raise ContractError(reader.problems)
-    table, at = schemas[0], ("schema", 0)
+    return reader, name, schemas[0]
+
+
+def _table_contract(file: Path, data: dict, lines: dict, trusted: bool) -> TableContract:
+    reader, name, table = _named_reader(file, data, lines, trusted, "table")
+    at = ("schema", 0)
+    layer, _, stored = str(table.get("physicalName", "")).partition(".")
+    if table.get("name") != name or stored != name or not IDENTIFIER.match(layer):
+        reader.problem(at, f"name the schema object {name!r} like the contract, with physicalName: <layer>.{name}",
+                       key="physicalName")
+    if table.get("customProperties"):
+        reader.problem(at + ("customProperties",), "a table the platform computes has no source, partitioning or "
+                       "check properties (its asset computes it, its partitions follow its inputs)")
+    declared = table.get("properties") or []
+    partition_index = [i for i, prop in enumerate(declared) if prop.get("partitioned")]
+    properties = [(i, p) for i, p in ((i, _property(reader, prop, at + ("properties", i)))
+                                      for i, prop in enumerate(declared) if i not in partition_index) if p is not None]
+    for index, p in properties:
+        if p.source_name != p.name or p.transform or p.references or p.plausible or p.max_jump:
+            reader.problem(at + ("properties", index), f"{p.name}: a computed table's column has a type, rules and "
+                           "a description only (no sourceName, transformLogic, relationships or plausibility)")
+    properties = [p for _, p in properties]
+    declared_day, transform_path = _partition_property(reader, declared, partition_index, at, properties, {})
+    if transform_path:
+        reader.problem(transform_path, "a computed table's partition is its asset's partition, not an expression")
+    if reader.problems:
+        raise ContractError(reader.problems)
+    partitioned = bool(partition_index)
+    keyed = sorted((p for p in properties if p.key_position is not None), key=lambda p: p.key_position)
+    return TableContract(
+        name=f"{layer}.{name}",
+        description=table.get("description") or (data.get("description") or {}).get("purpose", ""),
+        columns={
+            **({"day": partition_day(declared_day.get("description", ""))} if partitioned else {}),
+            **{p.name: column(p.sql_type, p.description, not p.required, p.rules, max_null_rate=p.max_null_rate)
+               for p in properties},
+        },
+        unique=tuple(p.name for p in keyed) + (("day",) if partitioned else ()),
+        partitioned=partitioned,
+    )
+
+
+def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Dataset:
+    reader, name, table = _named_reader(file, data, lines, trusted, "dataset")
+    at = ("schema", 0)
     if table.get("name") != name:
         reader.problem(at + ("name",), f"the schema object is named {table.get('name')!r}; name it {name!r} like the dataset")
     custom = reader.custom(table, at, "schema")
@@ -603,25 +677,6 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     if any(p.max_jump is not None for p in properties) and series is None:
         reader.problem(at, "maxJump rules need a `plausibilitySeries` custom property (group, time, maxGapHours)",
                        key="customProperties")
-    volume = None
-    if "volume" in custom:
-        value = custom["volume"]
-        if not partitioning:
-            reader.problem(cp_path("volume"), "volume baselines need a partitioned dataset")
-        volume = Volume(tuple(value.get("bounds", (0.8, 1.3))), value.get("holidayCalendar"),
-                        tuple(value.get("holidayBounds", (0.5, 1.3))), value.get("minRows"))
-    drift = None
-    if "drift" in custom:
-        value, dp = custom["drift"], cp_path("drift")
-        for index, column in enumerate(value["columns"]):
-            prop = next((p for p in properties if p.name == column), None)
-            if prop is None:
-                reader.problem(dp + ("columns", index), f"drift column {column!r} is not a property of {name}")
-        first = reader.date(value["reference"]["start"], dp + ("reference", "start"))
-        last = reader.date(value["reference"]["end"], dp + ("reference", "end"))
-        if not partitioning:
-            reader.problem(dp, "drift monitoring compares partitions: it needs a partitioned dataset")
-        drift = Drift(tuple(value["columns"]), (first or dt.date.min, last or dt.date.min))
     for index, column in enumerate(custom.get("sampleBy", ())):
         if column not in names:
             reader.problem(cp_path("sampleBy") + (index,), f"sampleBy column {column!r} is not a property of {name}")
@@ -645,16 +700,30 @@ def _read_validated(file: Path, data: dict, lines: dict, trusted: bool) -> Datas
     dataset = Dataset(
         name=name, path=file, description=table.get("description") or description.get("purpose", ""),
         owner=f"team:{owner}", properties=tuple(properties), source=source, partitioning=partitioning,
-        series=series, volume=volume,
+        series=series,
         freshness_lag_hours={"raw": 1, "cleaned": 2, **custom.get("freshnessLagHours", {})},
-        latency_hours=latency, drift=drift, sample_by=tuple(custom.get("sampleBy", ())),
+        latency_hours=latency, sample_by=tuple(custom.get("sampleBy", ())),
         version=str(data.get("version", "")),
     )
+    dataset = dataclasses.replace(dataset, checks=_check_kinds(reader, dataset, custom, cp_path))
     if not reader.problems and not trusted:
         reader.problems.extend(_expression_problems(dataset, file, lines, expression_path))
     if reader.problems:
         raise ContractError(reader.problems)
     return dataset
+
+
+def _check_kinds(reader: _Reader, dataset: Dataset, custom: dict, value_path) -> dict:
+    """What each check kind reads from the schema object's customProperties, read by that kind."""
+    from data_platform.checks import kinds
+
+    found = {}
+    for name, kind in kinds.by_property().items():
+        if name in custom:
+            at = value_path(name)
+            found[name] = kind.read(custom[name], dataset,
+                                    lambda path, message, at=at: reader.problem(at + tuple(path), message))
+    return found
 
 
 def _hours(value, unit: str) -> Optional[float]:

@@ -1,8 +1,10 @@
 """A dataset as the engine sees it: what one validated contract file declares, compiled once.
 
 `load.py` builds a `Dataset` from an ODCS file; everything the platform does for the dataset (DDL,
-catalog schema, typing and quarantine SQL, checks, partitions, freshness, drift) is derived from
-the fields here and the three table contracts they compile to (`raw`, `cleaned`, `quarantine`).
+catalog schema, typing and quarantine SQL, checks, partitions, freshness) is derived from the fields
+here and the three table contracts they compile to (`raw`, `cleaned`, `quarantine`). What a check
+kind reads from the contract (`volume`, `drift`, ...) is in `checks`, configured by that kind
+(`data_platform/checks/kinds/`).
 """
 
 from __future__ import annotations
@@ -89,20 +91,6 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Volume:
-    bounds: tuple[float, float] = (0.8, 1.3)
-    holiday_calendar: Optional[str] = None
-    holiday_bounds: tuple[float, float] = (0.5, 1.3)
-    min_rows: Optional[int] = None  # a floor that holds without any history (e.g. stations x hours)
-
-
-@dataclass(frozen=True)
-class Drift:
-    columns: tuple[str, ...]
-    reference: tuple[dt.date, dt.date]
-
-
-@dataclass(frozen=True)
 class Dataset:
     name: str
     path: Path
@@ -112,10 +100,9 @@ class Dataset:
     source: Source
     partitioning: Optional[Partitioning] = None
     series: Optional[Series] = None
-    volume: Optional[Volume] = None
     freshness_lag_hours: dict = field(default_factory=lambda: {"raw": 1, "cleaned": 2})
     latency_hours: Optional[float] = None   # ODCS slaProperties latency: the source delivers this late
-    drift: Optional[Drift] = None
+    checks: dict = field(default_factory=dict)  # a check kind's configuration by the property it reads
     sample_by: tuple[str, ...] = ()
     version: str = ""
 

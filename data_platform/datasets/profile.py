@@ -14,13 +14,14 @@ NAME = {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"}
 BOUNDS = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
 
 
-def _object(properties: dict, required: tuple = ()) -> dict:
+def object_schema(properties: dict, required: tuple = ()) -> dict:
     return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
 
 
-# On the schema object (the dataset's table).
+# On the schema object (the dataset's table); each check kind adds the property it reads
+# (data_platform/checks/kinds/: `volume`, `drift`, ...).
 SCHEMA_PROPERTIES = {
-    "source": _object(
+    "source": object_schema(
         {
             "type": {"enum": ["landing", "file", "package"],
                      "description": "landing: a folder of one file per partition below DATA_PLATFORM_LANDING_DIR; "
@@ -31,7 +32,7 @@ SCHEMA_PROPERTIES = {
         },
         required=("type",),
     ),
-    "partitioning": _object(
+    "partitioning": object_schema(
         {
             "cadence": {"enum": ["daily"]},
             "start": DATE_TEXT,
@@ -42,18 +43,9 @@ SCHEMA_PROPERTIES = {
         },
         required=("cadence", "start"),
     ),
-    "plausibilitySeries": _object({"group": NAME, "time": NAME, "maxGapHours": HOURS},
-                                  required=("group", "time", "maxGapHours")),
-    "volume": _object({"bounds": BOUNDS, "holidayCalendar": {"enum": ["US"]}, "holidayBounds": BOUNDS,
-                       "minRows": {"type": "integer", "minimum": 0}}),
-    "freshnessLagHours": _object({"raw": HOURS, "cleaned": HOURS}),
-    "drift": _object(
-        {
-            "columns": {"type": "array", "items": NAME, "minItems": 1},
-            "reference": _object({"start": DATE_TEXT, "end": DATE_TEXT}, required=("start", "end")),
-        },
-        required=("columns", "reference"),
-    ),
+    "plausibilitySeries": object_schema({"group": NAME, "time": NAME, "maxGapHours": HOURS},
+                                         required=("group", "time", "maxGapHours")),
+    "freshnessLagHours": object_schema({"raw": HOURS, "cleaned": HOURS}),
     "sampleBy": {"type": "array", "items": NAME, "minItems": 1},
 }
 

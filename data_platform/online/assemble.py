@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from data_platform.assets import features as F
+from data_platform import features as F
 from data_platform.feature_expressions import compile_python
 from data_platform.online.store import OnlineStore
 

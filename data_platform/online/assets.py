@@ -3,7 +3,7 @@
 After each daily feature (or cleaned) update, the partition's rows of every relation serving needs go
 to the online store: trailing aggregates as of the day and the day after, the published schedule and
 its counts, the weather observations, the plane registry and route distances. They are computed by
-the SQL of `data_platform.assets.features` (`online_relation_query`), the same relations the offline
+the SQL of `data_platform.features` (`online_relation_query`), the same relations the offline
 features join, so the two paths cannot define a feature differently.
 
 Checks:
@@ -37,7 +37,11 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from data_platform.assets import features as F
+from data_platform import features as F
+from data_platform.assets.features import CODE_VERSION as FEATURES_CODE_VERSION
+from data_platform.assets.features import (
+    CLEANED_AIRPORTS, CLEANED_FLIGHTS, CLEANED_PLANES, CLEANED_WEATHER, FEATURES_KEY, PARTITIONS,
+)
 from data_platform.metadata import OWNER
 from data_platform.online import store as S
 from data_platform.partitions import days_between, run_days, single_run
@@ -97,7 +101,7 @@ def write_range(conn, store: S.OnlineStore, first: dt.date, last: dt.date) -> di
     store.set_meta({
         "newest_day": newest, "oldest_day": oldest,
         "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "features_code_version": F.CODE_VERSION,
+        "features_code_version": FEATURES_CODE_VERSION,
     })
     return written
 
@@ -115,12 +119,12 @@ def write_range(conn, store: S.OnlineStore, first: dt.date, last: dt.date) -> di
     owners=[OWNER],
     kinds={"duckdb", "sqlite", "redis"},
     code_version=CODE_VERSION,
-    partitions_def=F.PARTITIONS,
+    partitions_def=PARTITIONS,
     backfill_policy=single_run,
     
     # Same-day dependencies, as for the features: the SQL reads the history it needs, and a month
     # backfilled from the UI then targets that month (a 28-day mapping would widen it downstream).
-    deps=[F.FEATURES_KEY, F.CLEANED_FLIGHTS, F.CLEANED_WEATHER, F.CLEANED_PLANES, F.CLEANED_AIRPORTS],
+    deps=[FEATURES_KEY, CLEANED_FLIGHTS, CLEANED_WEATHER, CLEANED_PLANES, CLEANED_AIRPORTS],
     metadata={"dagster/uri": MetadataValue.text("$DATA_PLATFORM_ONLINE_STORE or sqlite:///$DATA_PLATFORM_HOME/online/features.sqlite")},
 )
 def online_features(context: AssetExecutionContext, warehouse: DuckDBResource, online_store: OnlineStoreResource) -> MaterializeResult:
@@ -162,8 +166,7 @@ def online_features(context: AssetExecutionContext, warehouse: DuckDBResource, o
         "trailing aggregates) as the warehouse computes, and the store's newest day is not older. ERROR: "
         "serving would score that day's flights with missing inputs."
     ),
-    
-    additional_deps=[F.FEATURES_KEY],
+    additional_deps=[FEATURES_KEY],
 )
 def online_store_complete(context: AssetCheckExecutionContext, warehouse: DuckDBResource,
                           online_store: OnlineStoreResource) -> AssetCheckResult:
@@ -278,8 +281,7 @@ def compare_logged(conn, records: list[dict]) -> dict:
         "features and flights in the metadata. Predictions served stale (cut-off after the newest data) are "
         "counted, not compared; flights without offline features yet are pending."
     ),
-    
-    additional_deps=[F.FEATURES_KEY],
+    additional_deps=[FEATURES_KEY],
 )
 def online_features_match_offline(context: AssetCheckExecutionContext, warehouse: DuckDBResource) -> AssetCheckResult:
     from data_platform.online.prediction_log import read_records

@@ -9,7 +9,7 @@ One interface, two backends:
   a request's lookups go in one pipelined round trip.
 
 The store never holds anything the warehouse does not: its rows are the input relations of
-`features/flight_features` (`data_platform.assets.features`), computed by the same SQL. The service reads
+`features/flight_features` (`data_platform.features`), computed by the same SQL. The service reads
 only this store and the MLflow registry, never the DuckDB file (one writer at a time).
 
 Relations (see `RELATIONS`): per as-of day, the trailing aggregates of each entity; per day, the
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from data_platform.assets import features as F
+from data_platform import features as F
 
 STORE_ENV = "DATA_PLATFORM_ONLINE_STORE"
 REDIS_PREFIX_ENV = "DATA_PLATFORM_ONLINE_REDIS_PREFIX"

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from data_platform.assets.features import CATEGORICAL_FEATURES, NUMERICAL_FEATURES
+from data_platform.features import CATEGORICAL_FEATURES, NUMERICAL_FEATURES
 
 TOLERANCE = 1e-12
 # Up to this many rows the numpy-compiled trees are faster than the classifier's per-tree routine
