@@ -127,7 +127,7 @@ def write(name: str, batches, *, partitioned: bool, days: Optional[tuple[dt.date
     commit is checked against `read_version`, the version the writer read: if another commit
     replaced any of the same days since, it is refused (`ConcurrentWrite`); other days pass.
     """
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     path = table_path(name)
@@ -137,6 +137,7 @@ def write(name: str, batches, *, partitioned: bool, days: Optional[tuple[dt.date
     try:
         write_deltalake(target, batches, mode="overwrite", predicate=predicate,
                         partition_by=["day"] if partitioned else None, schema_mode="merge",
+                        writer_properties=WriterProperties(compression="ZSTD"),  # a quarter smaller than snappy
                         commit_properties=CommitProperties(custom_metadata=metadata))
     except CommitFailedError as error:
         span = f"days {days[0]}..{days[1]}" if days else "the whole table"
