@@ -49,8 +49,10 @@ class Chunk:
     seconds: float
 
 
-def run_chunk(task: str, name: str, first: dt.date, last: dt.date, writer: dict, environment: dict) -> Chunk:
-    """One task over days first..last of dataset `name`, in this process; commits those days."""
+def run_chunk(task: str, name: str, first: dt.date, last: dt.date, writer: dict, environment: dict,
+              source: Optional[dict] = None) -> Chunk:
+    """One task over days first..last of dataset `name`, in this process; commits those days.
+    `source`: the `source` resource's configuration (ingestion)."""
     from data_platform import storage
     from data_platform.assets.raw import ingest
     from data_platform.cleaning import clean
@@ -61,8 +63,7 @@ def run_chunk(task: str, name: str, first: dt.date, last: dt.date, writer: dict,
     with _environment(environment), storage.connection() as conn:
         storage.record_writer(conn, writer)
         if task == "ingest":
-            source = SourceResource(landing_dir=settings.landing_dir(), sample_fraction=settings.sample_fraction())
-            outcome = ingest(conn, source, dataset(name), first, last, writer.get("dagster_run_id", ""))
+            outcome = ingest(conn, SourceResource(**source), dataset(name), first, last, writer.get("dagster_run_id", ""))
             rows = outcome
         elif task == "clean":
             outcome = clean(conn, dataset(name), first, last, writer.get("dagster_run_id", ""))
@@ -110,7 +111,7 @@ def _worker_address() -> str:
 
 def settings_environment() -> dict:
     """The settings a chunk needs, as environment values (None: unset)."""
-    names = (settings.HOME_ENV, settings.LANDING_ENV, settings.SAMPLE_ENV, settings.DATASETS_ENV)
+    names = (settings.HOME_ENV, settings.LANDING_ENV, settings.SAMPLE_ENV, settings.CONTRACTS_ENV, settings.DATASETS_ENV)
     values = {name: os.environ.get(name) for name in names}
     values[settings.HOME_ENV] = str(settings.data_home())
     return values
@@ -133,29 +134,33 @@ class ComputeResource(ConfigurableResource):
     def from_env(cls) -> "ComputeResource":
         return cls(scheduler=os.environ.get(SCHEDULER_ENV, "").strip())
 
-    def run(self, context, task: str, name: str, first: dt.date, last: dt.date) -> tuple[list[Chunk], dict]:
-        """Run `task` over first..last; returns the chunks and metadata saying how it was spread."""
+    def run(self, context, task: str, name: str, first: dt.date, last: dt.date,
+            source=None) -> tuple[list[Chunk], dict]:
+        """Run `task` over first..last; returns the chunks and metadata saying how it was spread.
+        `source`: the run's `SourceResource` (ingestion reads with its configuration)."""
         from data_platform import storage
 
+        storage.refuse_unmigrated_home_in_runs()
         writer = storage.writer_of(context)
         environment = settings_environment()
+        source = {"landing_dir": source.landing_dir, "sample_fraction": source.sample_fraction} if source else None
         if not self.scheduler:
             try:
-                chunk = run_chunk(task, name, first, last, writer, environment)
+                chunk = run_chunk(task, name, first, last, writer, environment, source)
             except storage.ConcurrentWrite as error:
                 context.log.warning(str(error))
                 raise RetryRequested(max_retries=storage.CONFLICT_RETRIES, seconds_to_wait=1) from error
             return [chunk], {"compute": "in process"}
-        return self._on_cluster(context, self.client(), task, name, first, last, writer, environment)
+        return self._on_cluster(context, self.client(), task, name, first, last, writer, environment, source)
 
-    def _on_cluster(self, context, client, task, name, first, last, writer, environment):
+    def _on_cluster(self, context, client, task, name, first, last, writer, environment, source):
         from distributed import as_completed
 
         ranges = chunks(first, last, self.chunk_days)
         context.log.info(f"{task} {name} {first}..{last}: {len(ranges)} chunk(s) of up to {self.chunk_days} day(s) "
                          f"on {len(client.scheduler_info()['workers'])} worker(s) of {self._address(client)}"
                          + (f"; dashboard {client.dashboard_link}" if _dashboard(client) else ""))
-        futures = {client.submit(run_chunk, task, name, a, b, writer, environment, pure=False,
+        futures = {client.submit(run_chunk, task, name, a, b, writer, environment, source, pure=False,
                                  retries=CHUNK_RETRIES, key=f"{task}-{name}-{a}-{b}-{writer.get('dagster_run_id', '')}"): (a, b)
                    for a, b in ranges}
         done, failed = [], []

@@ -16,7 +16,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from data_platform import settings, storage
-from data_platform.assets.features import FEATURES
+from data_platform.features import FEATURES
 from data_platform.datasets import contract_files
 from data_platform.settings import CONTRACTS_ENV, LANDING_ENV, PROJECT_ROOT
 from data_platform_tests.live_feed import NEW_YORK, write_feed

@@ -75,7 +75,7 @@ def raw_asset(dataset: Dataset) -> AssetsDefinition:
         first, last = run_days(context)
         context.log.info(f"reading {dataset.name} {first}..{last} from {source.describe(dataset)}")
         try:
-            done, spread = compute.run(context, "ingest", dataset.name, first, last)
+            done, spread = compute.run(context, "ingest", dataset.name, first, last, source)
         except SourceError as error:
             raise _failing_without_retry(error) from error
         rows = merged(done)

@@ -78,14 +78,9 @@ class WarehouseResource(DuckDBResource):
 
     @contextlib.contextmanager
     def get_connection(self, context=None):
-        from dagster import Failure, RetryRequested
+        from dagster import RetryRequested
 
-        from data_platform.storage.migrate import UnmigratedHome, refuse_unmigrated_home
-
-        try:
-            refuse_unmigrated_home()
-        except UnmigratedHome as error:  # the step's error in the UI says what to run
-            raise Failure(description=str(error), allow_retries=False) from error
+        refuse_unmigrated_home_in_runs()
         with super().get_connection() as conn, connection(conn) as conn:
             if context is not None:
                 writing_as(conn, context)
@@ -95,6 +90,18 @@ class WarehouseResource(DuckDBResource):
                 if context is not None:
                     context.log.warning(str(error))
                 raise RetryRequested(max_retries=CONFLICT_RETRIES, seconds_to_wait=1) from error
+
+
+def refuse_unmigrated_home_in_runs() -> None:
+    """A home written before the Delta tables fails a step at once, with what to run as its error."""
+    from dagster import Failure
+
+    from data_platform.storage.migrate import UnmigratedHome, refuse_unmigrated_home
+
+    try:
+        refuse_unmigrated_home()
+    except UnmigratedHome as error:
+        raise Failure(description=str(error), allow_retries=False) from error
 
 
 def writing_as(conn, context) -> None:
