@@ -1,7 +1,7 @@
 """Ingestion scales with rows: the bundled flights year against a file ten times its size.
 
 Writes two CSV files of real flights with the source's columns: the bundled 2013 year (336,776 rows)
-and the year repeated ten times with distinct flight numbers (3,367,760 rows). Each is declared as a
+and the year repeated ten times, each copy under its own carrier codes (3,367,760 rows). Each is declared as a
 `file` dataset (the flights contract with another source) and ingested for the whole year into a
 fresh warehouse in its own process, which reports wall time and peak memory (max RSS).
 
@@ -25,23 +25,46 @@ COLUMNS = ("year, month, day, dep_time, sched_dep_time, dep_delay, arr_time, sch
            "flight, tailnum, origin, dest, air_time, distance, hour, minute, time_hour")
 
 
-def write_sources(folder: Path) -> dict[str, Path]:
-    import duckdb
-
+def bundled_file(name: str) -> Path:
+    """The bundled source file of dataset `name`, readable by DuckDB."""
     from data_platform.datasets import dataset
     from data_platform.ingest import SourceResource, readable_file
 
-    bundled = readable_file(SourceResource().source_file(dataset("flights")))
+    return readable_file(SourceResource().source_file(dataset(name)))
+
+
+def copied_carrier(copy: str, carrier: str) -> str:
+    """SQL for the carrier code of a copy: copy 0 keeps the real one; copy c of the i-th carrier
+    (alphabetically) is `chr(ord('Z') - i)` followed by c, e.g. "Z1" (no real 2013 code has that form).
+    The contracts allow flight numbers 1..9999 only, so copies cannot get flight numbers of their own
+    (10 copies of United's 1,285 numbers do not fit); a copy is the same flights under other carriers.
+    `carrier_index` must be in scope: the carrier's 0-based alphabetical rank."""
+    return f"CASE WHEN {copy} = 0 THEN {carrier} ELSE chr(CAST(90 - carrier_index AS INTEGER)) || CAST({copy} AS VARCHAR) END"
+
+
+def repeated(copies: int, name: str) -> tuple[str, list]:
+    """SQL (and its parameters) for the rows of bundled dataset `name` (flights or airlines) repeated
+    `copies` times, each copy under its own carrier codes (`copied_carrier`), as text."""
+    path = str(bundled_file(name))
+    columns = COLUMNS if name == "flights" else "carrier, name"
+    renamed = columns.replace("carrier,", f"{copied_carrier('copy', 'carrier')} AS carrier,")
+    if name == "airlines":
+        renamed = renamed.replace(", name", ", name || CASE WHEN copy = 0 THEN '' ELSE ' (copy ' || copy || ')' END AS name")
+    return (f"SELECT {renamed} FROM read_csv(?, all_varchar = true, header = true) "
+            f"JOIN (SELECT carrier, row_number() OVER (ORDER BY carrier) - 1 AS carrier_index "
+            f"      FROM (SELECT DISTINCT carrier FROM read_csv(?, all_varchar = true, header = true))) USING (carrier) "
+            f"CROSS JOIN (SELECT range AS copy FROM range({int(copies)}))", [path, str(bundled_file("airlines"))])
+
+
+def write_sources(folder: Path) -> dict[str, Path]:
+    import duckdb
+
     files = {}
     with duckdb.connect() as conn:
         for name, copies in (("flights_1x", 1), ("flights_10x", 10)):
             path = folder / f"{name}.csv"
-            renumbered = COLUMNS.replace("flight,", "CAST(CAST(flight AS INTEGER) + 10000 * copy AS VARCHAR) AS flight,")
-            conn.execute(
-                f"COPY (SELECT {renumbered} FROM read_csv(?, all_varchar = true, header = true) "
-                f"CROSS JOIN (SELECT range AS copy FROM range({copies}))) TO '{path}' (HEADER, DELIMITER ',')",
-                [str(bundled)],
-            )
+            query, params = repeated(copies, "flights")
+            conn.execute(f"COPY ({query}) TO '{path}' (HEADER, DELIMITER ',')", params)
             files[name] = path
     return files
 
