@@ -48,7 +48,7 @@ MONTH = ("2013-01-01", "2013-01-31")
 DECEMBER = ("2013-12-01", "2013-12-31")
 WINDOWS = {"train_first": "2013-01-01", "train_last": "2013-09-30",
            "holdout_first": "2013-11-01", "holdout_last": "2013-12-31"}
-PIPELINE = ["reference", "raw", "cleaned", "features", "model", "predictions"]
+PIPELINE = ["reference", "raw", "cleaned", "features", "checks", "model", "predictions"]
 DATA_STAGES = ["reference", "raw", "cleaned", "features"]
 DAILY_TABLES = {"raw": ["raw/flights", "raw/weather"], "cleaned": ["cleaned/flights", "cleaned/weather"]}
 GIB = 2 ** 30
@@ -118,6 +118,10 @@ def run_stage(stage: str, first: str, last: str) -> None:
             materialize_days(only(*DAILY_TABLES[stage]), first, last, instance=instance, resources=resources)
         elif stage == "features":
             materialize_days(only(FEATURES_KEY), first, last, instance=instance, resources=resources)
+        elif stage == "checks":  # every check of the daily tables over the range, in the step process
+            checked = [AssetKey(k.split("/")) for tables in DAILY_TABLES.values() for k in tables] + [FEATURES_KEY]
+            materialize_days(AssetSelection.checks_for_assets(*checked), first, last, instance=instance,
+                             resources=resources, raise_on_error=False)
         elif stage == "model":
             materialize_unpartitioned(only(MODEL_KEY), instance=instance, resources=resources,
                                       run_config={"ops": {MODEL_OP: {"config": WINDOWS}}})

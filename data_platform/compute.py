@@ -2,17 +2,19 @@
 
 `DATA_PLATFORM_DASK_SCHEDULER` (the `compute` resource's `scheduler`) says where:
 
-* unset: the work runs in the step process, as one pass over the run's days (Dask is not imported);
+* unset: the work runs in the step process (Dask is not imported);
 * `local:N`: a `LocalCluster` of N worker processes (one thread each) is started for the run;
 * `tcp://HOST:PORT`: an existing cluster (`dask scheduler`, `dask worker --nthreads 1`).
 
-On a cluster, a run over a day range is split into chunks of `chunk_days` days. Each chunk runs, on a
-worker, the same function that runs in process (`run_chunk`: DuckDB inside the worker, reading the
-Delta tables) and commits its own days in one commit; disjoint days commit side by side. A worker
-that dies mid-chunk has its chunk run again elsewhere (a chunk replaces its days, so a re-run never
-duplicates rows). A chunk that raises fails the step with its days and error once the other chunks
-are done; the days they committed are consistent and a re-run completes the rest. The Dagster run,
-its checks and lineage are the same on every setting.
+Everywhere, a run over a day range is split into chunks of days, and each chunk is the same function
+(`run_chunk`: DuckDB over the Delta tables) that commits its own days in one commit. In process the
+chunks (31 days) run one after another, so the memory a step needs is that of a chunk whatever the
+length of the range; on a cluster the chunks (7 days) run side by side on the workers, and disjoint
+days commit side by side. A worker that dies mid-chunk has its chunk run again elsewhere (a chunk
+replaces its days, so a re-run never duplicates rows). A chunk that raises fails the step with its
+days and error (on a cluster once the other chunks are done); the days committed before are
+consistent and a re-run completes the rest. The Dagster run, its checks and lineage are the same on
+every setting.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from data_platform.partitions import days_between
 
 SCHEDULER_ENV = "DATA_PLATFORM_DASK_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
+CLUSTER_CHUNK_DAYS = 7     # a month is 5 chunks: enough to keep every worker busy
+PROCESS_CHUNK_DAYS = 31    # what one chunk holds in memory: 10x the bundled data stays far below 4 GiB
 CHUNK_RETRIES = 2          # a chunk that raises is run again this often before the step fails
 _ENVIRONMENT = threading.Lock()   # a worker serves one chunk at a time: the chunk's settings are its process's
 
@@ -111,17 +115,22 @@ def _worker_address() -> str:
 
 def settings_environment() -> dict:
     """The settings a chunk needs, as environment values (None: unset)."""
-    names = (settings.HOME_ENV, settings.LANDING_ENV, settings.SAMPLE_ENV, settings.CONTRACTS_ENV, settings.DATASETS_ENV)
+    names = (settings.HOME_ENV, settings.LANDING_ENV, settings.SAMPLE_ENV, settings.CONTRACTS_ENV, settings.DATASETS_ENV,
+             settings.MEMORY_LIMIT_ENV)
     values = {name: os.environ.get(name) for name in names}
     values[settings.HOME_ENV] = str(settings.data_home())
     return values
 
 
 class ComputeResource(ConfigurableResource):
-    """Runs a task over a day range in the step process, or in chunks on a Dask cluster."""
+    """Runs a task over a day range in chunks of days: one after another in the step process, or
+    side by side on a Dask cluster."""
 
     scheduler: str = Field(default="", description="'' (in process), 'local:N' or 'tcp://HOST:PORT'")
-    chunk_days: int = Field(default=7, description="days per chunk on a cluster")
+    chunk_days: Optional[int] = Field(
+        default=None, ge=1,
+        description=f"days per chunk (default {CLUSTER_CHUNK_DAYS} on a cluster, where chunks are spread over the workers; "
+                    f"{PROCESS_CHUNK_DAYS} in process, where they bound the memory a step needs)")
     _opened: Optional[contextlib.ExitStack] = PrivateAttr(default=None)
     _client: Any = PrivateAttr(default=None)
 
@@ -145,19 +154,40 @@ class ComputeResource(ConfigurableResource):
         environment = settings_environment()
         source = {"landing_dir": source.landing_dir, "sample_fraction": source.sample_fraction} if source else None
         if not self.scheduler:
+            return self._in_process(context, task, name, first, last, writer, environment, source)
+        return self._on_cluster(context, self.client(), task, name, first, last, writer, environment, source)
+
+    def _in_process(self, context, task, name, first, last, writer, environment, source):
+        """The chunks one after another; an error is raised as the task raised it (retry policies see it)."""
+        from data_platform import storage
+
+        ranges = chunks(first, last, self.chunk_days or PROCESS_CHUNK_DAYS)
+        done = []
+        for a, b in ranges:
             try:
-                chunk = run_chunk(task, name, first, last, writer, environment, source)
+                chunk = run_chunk(task, name, a, b, writer, environment, source)
             except storage.ConcurrentWrite as error:
                 context.log.warning(str(error))
                 raise RetryRequested(max_retries=storage.CONFLICT_RETRIES, seconds_to_wait=1) from error
-            return [chunk], {"compute": "in process"}
-        return self._on_cluster(context, self.client(), task, name, first, last, writer, environment, source)
+            except Exception:
+                if done:
+                    context.log.warning(f"{task} {name}: chunk {a}..{b} failed; committed before it: "
+                                        + ", ".join(f"{c.first}..{c.last}" for c in done))
+                raise
+            done.append(chunk)
+            if len(ranges) > 1:
+                context.log.info(_finished(chunk, len(done), len(ranges)))
+        metadata = {"compute": "in process", "chunks": len(done)}
+        if len(done) > 1:
+            metadata["chunk_log"] = _chunk_log(done)
+        return done, metadata
 
     def _on_cluster(self, context, client, task, name, first, last, writer, environment, source):
         from distributed import as_completed
 
-        ranges = chunks(first, last, self.chunk_days)
-        context.log.info(f"{task} {name} {first}..{last}: {len(ranges)} chunk(s) of up to {self.chunk_days} day(s) "
+        size = self.chunk_days or CLUSTER_CHUNK_DAYS
+        ranges = chunks(first, last, size)
+        context.log.info(f"{task} {name} {first}..{last}: {len(ranges)} chunk(s) of up to {size} day(s) "
                          f"on {len(client.scheduler_info()['workers'])} worker(s) of {self._address(client)}"
                          + (f"; dashboard {client.dashboard_link}" if _dashboard(client) else ""))
         futures = {client.submit(run_chunk, task, name, a, b, writer, environment, source, pure=False,
@@ -173,8 +203,7 @@ class ComputeResource(ConfigurableResource):
                 context.log.error(f"chunk {a}..{b} failed: {type(error).__name__}: {error}")
                 continue
             done.append(chunk)
-            context.log.info(f"chunk {chunk.first}..{chunk.last}: {chunk.rows:,} rows on {chunk.worker} "
-                             f"in {chunk.seconds:.1f} s ({len(done)}/{len(ranges)})")
+            context.log.info(_finished(chunk, len(done), len(ranges)))
         if failed:
             committed = sorted(f"{c.first}..{c.last}" for c in done)
             raise Failure(
@@ -188,8 +217,7 @@ class ComputeResource(ConfigurableResource):
         metadata = {
             "compute": f"dask {self._address(client)}",
             "chunks": len(done), "workers": len(workers),
-            "chunk_log": MetadataValue.md("| days | rows | worker | seconds |\n|---|---|---|---|\n" + "\n".join(
-                f"| {c.first}..{c.last} | {c.rows:,} | {c.worker} | {c.seconds:.1f} |" for c in done)),
+            "chunk_log": _chunk_log(done),
         }
         if _dashboard(client):
             metadata["dask_dashboard"] = MetadataValue.url(client.dashboard_link)
@@ -221,6 +249,16 @@ class ComputeResource(ConfigurableResource):
                           allow_retries=False)
         self._opened, self._client = opened, client
         return client
+
+
+def _finished(chunk: Chunk, count: int, total: int) -> str:
+    return (f"chunk {chunk.first}..{chunk.last}: {chunk.rows:,} rows on {chunk.worker} "
+            f"in {chunk.seconds:.1f} s ({count}/{total})")
+
+
+def _chunk_log(done: list[Chunk]):
+    return MetadataValue.md("| days | rows | worker | seconds |\n|---|---|---|---|\n" + "\n".join(
+        f"| {c.first}..{c.last} | {c.rows:,} | {c.worker} | {c.seconds:.1f} |" for c in done))
 
 
 def _worker_count(scheduler: str) -> int:

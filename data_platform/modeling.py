@@ -44,13 +44,17 @@ class ModelParams:
 
 
 def model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns: categoricals as text (missing = NaN), numericals as float64."""
-    inputs = pd.DataFrame(index=frame.index)
-    for name in CATEGORICAL_FEATURES:
+    """The model's input columns: categoricals as text (missing = NaN), numericals as float64.
+
+    The numericals are one float64 block: scikit-learn's column selection then takes them without
+    copying column by column (at 10x, 2.4 M training rows, that is 0.6 GiB less at the fit's peak)."""
+    numbers = np.empty((len(frame), len(NUMERICAL_FEATURES)), dtype="float64")
+    for position, name in enumerate(NUMERICAL_FEATURES):
+        numbers[:, position] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    inputs = pd.DataFrame(numbers, columns=NUMERICAL_FEATURES, index=frame.index, copy=False)
+    for position, name in enumerate(CATEGORICAL_FEATURES):  # in front, in the order a fitted model expects
         values = frame[name].astype(object)
-        inputs[name] = values.where(values.notna(), np.nan)
-    for name in NUMERICAL_FEATURES:
-        inputs[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        inputs.insert(position, name, values.where(values.notna(), np.nan))
     return inputs
 
 

@@ -13,6 +13,8 @@ DATA_PLATFORM_SAMPLE_FRACTION  share of flights kept, chosen by a stable hash of
                             (default 1.0)
 DATA_PLATFORM_RETENTION_DAYS   how long `table vacuum` keeps table versions nothing pins (default 30);
                             versions a registered model was trained on are always kept
+DATA_PLATFORM_DUCKDB_MEMORY_LIMIT  what one DuckDB connection may hold in memory before it spills to
+                            `$DATA_PLATFORM_HOME/tmp` (default 2GB; DuckDB's own default is 80 % of RAM)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ SAMPLE_ENV = "DATA_PLATFORM_SAMPLE_FRACTION"
 DATASETS_ENV = "DATA_PLATFORM_DATASETS_DIR"
 RETENTION_ENV = "DATA_PLATFORM_RETENTION_DAYS"
 CONTRACTS_ENV = "DATA_PLATFORM_CONTRACTS_DIRS"
+MEMORY_LIMIT_ENV = "DATA_PLATFORM_DUCKDB_MEMORY_LIMIT"
 REPOSITORY_DATASETS = PROJECT_ROOT / "datasets"
 # The datasets component's instance: its `contracts_dirs` attribute names the contract folders.
 DATASETS_COMPONENT = PROJECT_ROOT / "data_platform" / "defs" / "datasets" / "defs.yaml"
@@ -67,6 +70,16 @@ def retention() -> "dt.timedelta":
     if days < 0:
         raise ValueError(f"{RETENTION_ENV} must not be negative, got {days}")
     return dt.timedelta(days=days)
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory limit per connection, as DuckDB writes sizes (e.g. 2GB, 512MiB)."""
+    import re
+
+    raw = os.environ.get(MEMORY_LIMIT_ENV, "2GB").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, re.IGNORECASE):
+        raise ValueError(f"{MEMORY_LIMIT_ENV} must be a size such as 2GB or 512MiB, got {raw!r}")
+    return raw
 
 
 def landing_dir() -> str | None:

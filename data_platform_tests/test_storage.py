@@ -14,7 +14,7 @@ from data_platform.runner import materialize_days
 from data_platform.settings import PROJECT_ROOT
 from data_platform.storage import delta
 
-JAN_1, JAN_3 = dt.date(2013, 1, 1), dt.date(2013, 1, 3)
+JAN_1, JAN_2, JAN_3 = dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 3)
 DAGSTER = str(PROJECT_ROOT / ".venv" / "bin" / "dagster")
 
 
@@ -43,6 +43,45 @@ def test_a_run_is_one_commit_per_table_recording_who_wrote_it(platform_home, ins
     for materialization in materializations:
         assert materialization.metadata["table_version"].value == 0
         assert materialization.metadata["dagster/uri"].value == delta.table_path("cleaned.flights").as_uri()
+
+
+def test_a_range_runs_in_process_as_chunks_of_days_each_one_commit_and_the_rows_do_not_change(
+        platform_home, instance, resources):
+    """In process, a run's days are written in chunks (31 days by default: what bounds a step's memory);
+    each chunk is one commit of its days, and the rows are those of a single pass."""
+    from data_platform.compute import ComputeResource
+
+    jan_5 = dt.date(2013, 1, 5)
+    materialize_days(["raw/flights", "cleaned/flights"], JAN_1, jan_5, instance=instance, resources=resources)
+    assert [c["days"] for c in delta.history("cleaned.flights")] == ["2013-01-01..2013-01-05"]
+    single = cleaned_stats(JAN_1, jan_5)
+
+    chunked = materialize_days(["raw/flights", "cleaned/flights"], JAN_1, jan_5, instance=instance,
+                               resources={**resources, "compute": ComputeResource(chunk_days=2)})
+    for name in ("raw.flights", "cleaned.flights", "quarantine.flights"):
+        newest = delta.history(name)[:3]
+        assert [c["days"] for c in reversed(newest)] == [
+            "2013-01-01..2013-01-02", "2013-01-03..2013-01-04", "2013-01-05..2013-01-05"], name
+        assert {c["run_id"] for c in newest} == {chunked.run_id}
+    assert cleaned_stats(JAN_1, jan_5) == single
+    [materialization] = [e.materialization for e in chunked.get_asset_materialization_events()
+                         if e.materialization.asset_key == AssetKey(["cleaned", "flights"])
+                         and e.materialization.partition == "2013-01-05"]
+    assert materialization.metadata["chunks"].value == 3
+    assert materialization.metadata["chunk_log"].value.count("step process") == 3
+    logged = [entry.user_message for entry in instance.all_logs(chunked.run_id)]
+    assert any(m.startswith("chunk 2013-01-03..2013-01-04: ") and m.endswith("(2/3)") for m in logged), logged
+
+
+def test_each_connection_spills_past_its_memory_limit_into_the_home(platform_home, monkeypatch):
+    monkeypatch.setenv("DATA_PLATFORM_DUCKDB_MEMORY_LIMIT", "300MB")
+    with storage.connection() as conn:
+        limit, temp = conn.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+    assert limit == "286.1 MiB" and temp == str(platform_home / "tmp")
+    monkeypatch.setenv("DATA_PLATFORM_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="DATA_PLATFORM_DUCKDB_MEMORY_LIMIT must be a size such as 2GB or 512MiB, got 'lots'"):
+        with storage.connection():
+            pass
 
 
 def test_rows_outside_the_replaced_days_are_refused_and_nothing_changes(platform_home, instance, resources):
@@ -91,13 +130,16 @@ def test_a_concurrent_replace_of_the_same_days_is_refused_and_names_the_other_ru
     cleaned = dataset("flights").cleaned
     with storage.connection() as slow:  # reads version 0, then another run commits before it writes
         other = materialize_days(["cleaned/flights"], JAN_1, JAN_1, instance=instance, resources=resources)
+        beside = materialize_days(["cleaned/flights"], JAN_2, JAN_2, instance=instance, resources=resources)
         with pytest.raises(storage.ConcurrentWrite) as refused:
             storage.replace_days(slow, cleaned, "SELECT * FROM cleaned.flights WHERE day = ?", [JAN_1], JAN_1, JAN_1)
-        assert f"cleaned.flights: days 2013-01-01..2013-01-01 were replaced at the same time by run {other.run_id}" \
-            in str(refused.value)
+        assert str(refused.value).startswith(
+            f"cleaned.flights: days 2013-01-01..2013-01-01 were replaced at the same time by run {other.run_id} "
+            "(2013-01-01..2013-01-01, version 1);")
+        assert beside.run_id not in str(refused.value)  # a commit of other days is not what it conflicted with
         # a day the other run did not touch commits from the same stale read
         storage.replace_days(slow, cleaned, "SELECT * FROM cleaned.flights WHERE day = ?", [JAN_3], JAN_3, JAN_3)
-    assert [c["version"] for c in delta.history("cleaned.flights")] == [2, 1, 0]
+    assert [c["version"] for c in delta.history("cleaned.flights")] == [3, 2, 1, 0]
 
 
 def launch(selection: str, partition_range: str) -> subprocess.Popen:

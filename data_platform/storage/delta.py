@@ -142,7 +142,7 @@ def write(name: str, batches, *, partitioned: bool, days: Optional[tuple[dt.date
     except CommitFailedError as error:
         span = f"days {days[0]}..{days[1]}" if days else "the whole table"
         raise ConcurrentWrite(
-            f"{name}: {span} were replaced at the same time by {_writers_since(name, read_version)}; this "
+            f"{name}: {span} were replaced at the same time by {_writers_since(name, read_version, days)}; this "
             f"commit was refused so that no day holds a mix of both (run it again: it reads their result)"
         ) from error
     except Exception as error:
@@ -152,11 +152,19 @@ def write(name: str, batches, *, partitioned: bool, days: Optional[tuple[dt.date
     return open_table(name).version()
 
 
-def _writers_since(name: str, read_version: Optional[int]) -> str:
+def _writers_since(name: str, read_version: Optional[int], days: Optional[tuple[dt.date, dt.date]]) -> str:
+    """The commits since `read_version` that replaced any of `days` (all of them for a whole table)."""
     newer = [commit for commit in history(name) if read_version is None or commit["version"] > read_version]
     named = [f"run {c['run_id']} ({c['days'] or 'whole table'}, version {c['version']})" if c["run_id"]
-             else f"version {c['version']} ({c['operation'].lower()})" for c in newer]
+             else f"version {c['version']} ({c['operation'].lower()})" for c in newer if _overlaps(c["days"], days)]
     return ", ".join(named) or "another writer"
+
+
+def _overlaps(committed: str, days: Optional[tuple[dt.date, dt.date]]) -> bool:
+    if not committed or days is None:  # a whole-table commit (or a restore) overlaps every range
+        return True
+    first, _, last = committed.partition("..")
+    return first <= days[1].isoformat() and last >= days[0].isoformat()
 
 
 def history(name: str, limit: Optional[int] = None) -> list[dict]:
