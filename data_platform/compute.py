@@ -177,7 +177,7 @@ class ComputeResource(ConfigurableResource):
             done.append(chunk)
             if len(ranges) > 1:
                 context.log.info(_finished(chunk, len(done), len(ranges)))
-        metadata = {"compute": "in process", "chunks": len(done)}
+        metadata = {"compute": "in process", "chunks_in_run": len(done)}
         if len(done) > 1:
             metadata["chunk_log"] = _chunk_log(done)
         return done, metadata
@@ -187,9 +187,13 @@ class ComputeResource(ConfigurableResource):
 
         size = self.chunk_days or CLUSTER_CHUNK_DAYS
         ranges = chunks(first, last, size)
+        # a local:N cluster (and its dashboard) ends with the run: its link is for watching the run only
+        ephemeral = self.scheduler.startswith("local:")
+        dashboard = client.dashboard_link if _dashboard(client) else None
         context.log.info(f"{task} {name} {first}..{last}: {len(ranges)} chunk(s) of up to {size} day(s) "
                          f"on {len(client.scheduler_info()['workers'])} worker(s) of {self._address(client)}"
-                         + (f"; dashboard {client.dashboard_link}" if _dashboard(client) else ""))
+                         + (f"; Dask dashboard {dashboard}" + (" (until the run ends)" if ephemeral else "")
+                            if dashboard else ""))
         futures = {client.submit(run_chunk, task, name, a, b, writer, environment, source, pure=False,
                                  retries=CHUNK_RETRIES, key=f"{task}-{name}-{a}-{b}-{writer.get('dagster_run_id', '')}"): (a, b)
                    for a, b in ranges}
@@ -216,11 +220,11 @@ class ComputeResource(ConfigurableResource):
         workers = sorted({c.worker for c in done})
         metadata = {
             "compute": f"dask {self._address(client)}",
-            "chunks": len(done), "workers": len(workers),
+            "chunks_in_run": len(done), "workers_in_run": len(workers),
             "chunk_log": _chunk_log(done),
         }
-        if _dashboard(client):
-            metadata["dask_dashboard"] = MetadataValue.url(client.dashboard_link)
+        if dashboard and not ephemeral:
+            metadata["dask_dashboard"] = MetadataValue.url(dashboard)
         return done, metadata
 
     def _address(self, client) -> str:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 from dagster import DagsterInstance
@@ -40,8 +41,9 @@ class Cluster:
         self.address = f"tcp://127.0.0.1:{free_port()}"
         port = self.address.rsplit(":", 1)[1]
         quiet = dict(cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.dashboard = f"http://127.0.0.1:{free_port()}/status"
         self.scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", port,
-                                           "--no-dashboard"], **quiet)
+                                           "--dashboard-address", self.dashboard.split("/")[2]], **quiet)
         self.workers = [subprocess.Popen([DASK, "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
                                           "--no-dashboard", "--no-nanny"], **quiet) for _ in range(workers)]
         from distributed import Client
@@ -117,15 +119,32 @@ def test_a_month_on_two_real_workers_equals_the_in_process_run_day_for_day(
 
     assert _metadata(in_process, "features/flight_features")["compute"] == "in process"
     spread = _metadata(on_cluster, "features/flight_features")
-    assert spread["compute"] == f"dask {cluster.address}" and spread["chunks"] == 5 and spread["workers"] == 2
+    assert spread["compute"] == f"dask {cluster.address}" and spread["chunks_in_run"] == 5
+    assert spread["workers_in_run"] == 2
+    # the cluster outlives the run: its materializations link its dashboard (bokeh is installed)
+    assert spread["dask_dashboard"] == cluster.dashboard
+    with urllib.request.urlopen(cluster.dashboard, timeout=30) as page:
+        assert page.status == 200 and b"Dask" in page.read()
     # every chunk of every asset, as it finished: days, rows, worker, seconds
     assert len(logs) == 5 * len(PIPELINE)
     assert {line.split(" rows on ")[1].split(" in ")[0] for line in logs} == set(cluster.worker_pids())
 
 
-def _metadata(result, key: str) -> dict:
+def test_a_cluster_started_for_the_run_is_logged_with_its_dashboard_and_no_link_outlives_it(
+        platform_home, instance, monkeypatch):
+    monkeypatch.setenv("DATA_PLATFORM_DASK_SCHEDULER", "local:1")
+    result = materialize_days(["raw/flights"], MONTH[0], MONTH[0], instance=instance, resources=build_resources())
+    spread = _metadata(result, "raw/flights", MONTH[0])
+    assert spread["compute"].startswith("dask local:1 (tcp://127.0.0.1:") and spread["chunks_in_run"] == 1
+    # its dashboard closed with the run: a link in the materialization would be dead
+    assert "dask_dashboard" not in spread
+    [line] = [entry.user_message for entry in instance.all_logs(result.run_id) if "Dask dashboard" in entry.user_message]
+    assert line.endswith("/status (until the run ends)"), line
+
+
+def _metadata(result, key: str, partition: str = MONTH[1]) -> dict:
     [event] = [e for e in result.get_asset_materialization_events()
-               if e.materialization.asset_key.to_user_string() == key and e.materialization.partition == MONTH[1]]
+               if e.materialization.asset_key.to_user_string() == key and e.materialization.partition == partition]
     return {name: value.value for name, value in event.materialization.metadata.items()}
 
 

@@ -67,7 +67,7 @@ def test_a_range_runs_in_process_as_chunks_of_days_each_one_commit_and_the_rows_
     [materialization] = [e.materialization for e in chunked.get_asset_materialization_events()
                          if e.materialization.asset_key == AssetKey(["cleaned", "flights"])
                          and e.materialization.partition == "2013-01-05"]
-    assert materialization.metadata["chunks"].value == 3
+    assert materialization.metadata["chunks_in_run"].value == 3
     assert materialization.metadata["chunk_log"].value.count("step process") == 3
     logged = [entry.user_message for entry in instance.all_logs(chunked.run_id)]
     assert any(m.startswith("chunk 2013-01-03..2013-01-04: ") and m.endswith("(2/3)") for m in logged), logged
