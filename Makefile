@@ -39,7 +39,11 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+# `install` also brings the package's bytecode up to date (a no-op when it is): an editable install
+# leaves it uncompiled, and where PYTHONDONTWRITEBYTECODE is set (containers, CI) every process that
+# imports the code location (code server, daemon, each run) would compile it again, about 0.1 s each.
 install: $(BIN)/.installed
+	@$(BIN)/python -m compileall -q data_platform
 
 # datacontract-cli (pinned, with everything it installs) in its own environment: it pins an older
 # DuckDB than the platform's. The tests run it on the contracts (data_platform_tests/datacontract_cli.py).

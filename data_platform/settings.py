@@ -19,6 +19,7 @@ DATA_PLATFORM_DUCKDB_MEMORY_LIMIT  what one DuckDB connection may hold in memory
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -100,14 +101,22 @@ def sample_fraction() -> float:
 
 def contracts_dirs() -> list[str]:
     """The contract folders the datasets component's instance names (its `contracts_dirs` attribute)."""
+    stat = DATASETS_COMPONENT.stat()
+    return list(_contracts_dirs(DATASETS_COMPONENT, stat.st_mtime_ns, stat.st_size))
+
+
+# Every lookup of the datasets asks for the folders (a code location load: twenty times): the file
+# is parsed again only when it changes.
+@functools.lru_cache(maxsize=4)
+def _contracts_dirs(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
     import yaml
 
-    attributes = (yaml.safe_load(DATASETS_COMPONENT.read_text(encoding="utf-8")) or {}).get("attributes") or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    attributes = (yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}).get("attributes") or {}
     folders = attributes.get("contracts_dirs", list(DEFAULT_CONTRACTS_DIRS))
     if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
-        raise ValueError(f"{DATASETS_COMPONENT}: attributes.contracts_dirs must be a list of folder paths, "
-                         f"got {folders!r}")
-    return folders
+        raise ValueError(f"{path}: attributes.contracts_dirs must be a list of folder paths, got {folders!r}")
+    return tuple(folders)
 
 
 def datasets_dirs(configured: list[str] | None = None) -> list[Path]:

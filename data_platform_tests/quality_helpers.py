@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pandas as pd
 
 from data_platform.ingest import SourceResource, source_columns
-from data_platform_tests.test_foundation import write_landing_day
 
 FLIGHTS = ["raw/flights", "cleaned/flights"]
 WEATHER = ["raw/weather", "cleaned/weather"]
@@ -32,13 +30,6 @@ def table_rows(evaluation, name: str) -> list[dict]:
 def step_failure(result) -> str:
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     return failure.event_specific_data.error.message
-
-
-def write_landing_days(landing: Path, table: str, first: str, last: str) -> None:
-    day = dt.date.fromisoformat(first)
-    while day <= dt.date.fromisoformat(last):
-        write_landing_day(landing, table, day.isoformat())
-        day += dt.timedelta(days=1)
 
 
 def write_reference(landing: Path, table: str, keep=lambda frame: frame) -> pd.DataFrame:

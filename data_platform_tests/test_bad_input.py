@@ -27,10 +27,9 @@ from data_platform_tests.quality_helpers import (
     per_partition,
     step_failure,
     table_rows,
-    write_landing_days,
     write_reference,
 )
-from data_platform_tests.test_foundation import landing  # noqa: F401  (fixture)
+from data_platform_tests.test_foundation import landing, write_landing_days  # noqa: F401  (landing: a fixture)
 
 JAN_1 = "2013-01-01.csv"
 

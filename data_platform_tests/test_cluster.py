@@ -19,7 +19,7 @@ from data_platform.ingest import SourceResource
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days, materialize_unpartitioned
 from data_platform.settings import PROJECT_ROOT
-from data_platform_tests.test_foundation import write_landing_day
+from data_platform_tests.test_foundation import write_landing_days
 
 pytestmark = pytest.mark.real_process  # a real scheduler and worker processes
 
@@ -64,14 +64,17 @@ class Cluster:
             return [address for address, tasks in client.processing().items() if tasks]
 
     def stop(self) -> None:
-        for process in [*self.workers, self.scheduler]:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in [*self.workers, self.scheduler]:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        # Workers first, then the scheduler: a worker that sees its scheduler go before its own SIGTERM
+        # is handled spends its connect timeout (30 s) retrying the dead scheduler.
+        for group in (self.workers, [self.scheduler]):
+            for process in group:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in group:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -192,9 +195,7 @@ def test_an_unreachable_scheduler_fails_the_run_at_once_naming_its_address(platf
 def test_a_chunk_that_raises_fails_the_run_with_its_days_and_the_committed_days_stay_consistent(
         cluster, platform_home, instance, monkeypatch, tmp_path):
     landing = tmp_path / "landing"
-    days = [f"2013-01-{day:02d}" for day in range(1, 15)]
-    for day in days:
-        write_landing_day(landing, "flights", day)
+    days = list(write_landing_days(landing, "flights", "2013-01-01", "2013-01-14"))
     (landing / "flights" / "2013-01-10.csv").rename(landing / "flights" / "held-back.csv")
     monkeypatch.setenv("DATA_PLATFORM_LANDING_DIR", str(landing))
     monkeypatch.setenv("DATA_PLATFORM_DASK_SCHEDULER", cluster.address)

@@ -164,15 +164,27 @@ def test_sampling_is_deterministic_and_keeps_joins_consistent():
 
 def write_landing_day(landing: Path, table: str, day: str, suffix: str = ".csv") -> pd.DataFrame:
     """Write one real day of the bundled data as a landing file with the source's columns."""
-    frame = SourceResource().read_daily(table, dt.date.fromisoformat(day), dt.date.fromisoformat(day))
-    frame = frame.drop(columns=["day"]).rename(columns={"day_of_month": "day"})[source_columns(table)]
+    return write_landing_days(landing, table, day, day, suffix)[day]
+
+
+def write_landing_days(landing: Path, table: str, first: str, last: str, suffix: str = ".csv") -> dict[str, pd.DataFrame]:
+    """`write_landing_day` for every day of first..last, from one read of the bundled data (a read
+    costs about a second however few days it returns); the frames written, by day."""
+    from data_platform.partitions import days_between
+
+    read = SourceResource().read_daily(table, dt.date.fromisoformat(first), dt.date.fromisoformat(last))
     folder = landing / table
     folder.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(folder / f"{day}.csv", index=False, na_rep="NA")
-    else:
-        frame.to_parquet(folder / f"{day}.parquet", index=False)
-    return frame
+    written = {}
+    for day in days_between(dt.date.fromisoformat(first), dt.date.fromisoformat(last)):
+        frame = read[read["day"] == day].reset_index(drop=True)
+        frame = frame.drop(columns=["day"]).rename(columns={"day_of_month": "day"})[source_columns(table)]
+        if suffix == ".csv":
+            frame.to_csv(folder / f"{day}.csv", index=False, na_rep="NA")
+        else:
+            frame.to_parquet(folder / f"{day}.parquet", index=False)
+        written[day.isoformat()] = frame
+    return written
 
 
 @pytest.fixture

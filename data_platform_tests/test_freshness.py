@@ -13,7 +13,7 @@ from data_platform.definitions import defs
 from data_platform.resources import build_resources
 from data_platform.runner import materialize_days
 from data_platform.ingest import SourceResource
-from data_platform_tests.test_foundation import write_landing_day
+from data_platform_tests.test_foundation import write_landing_day, write_landing_days
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 RAW_FLIGHTS = AssetKey(["raw", "flights"])
@@ -89,8 +89,7 @@ def test_policy_windows_follow_the_layer_for_a_live_feed_and_the_replay_otherwis
 
 def test_the_high_water_mark_is_the_newest_valid_landing_file(tmp_path: Path):
     landing = tmp_path / "landing"
-    for day in ("2013-01-02", "2013-01-03"):
-        write_landing_day(landing, "flights", day)
+    write_landing_days(landing, "flights", "2013-01-02", "2013-01-03")
     (landing / "flights" / "2014-06-01.csv").write_text("outside the partition range")
     (landing / "flights" / "notes.csv").write_text("not a date")
     os.utime(landing / "flights" / "2013-01-03.csv", (NOW.timestamp(), NOW.timestamp()))
@@ -116,9 +115,8 @@ def test_the_check_in_real_runs_fails_while_the_newest_landing_day_is_missing_th
     tmp_path, monkeypatch, instance
 ):
     landing = tmp_path / "landing"
-    for day in ("2013-01-01", "2013-01-02", "2013-01-03"):
-        write_landing_day(landing, "flights", day)
-        write_landing_day(landing, "weather", day)
+    for table in ("flights", "weather"):
+        write_landing_days(landing, table, "2013-01-01", "2013-01-03")
     three_hours_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).timestamp()
     for table in ("flights", "weather"):
         os.utime(landing / table / "2013-01-03.csv", (three_hours_ago, three_hours_ago))

@@ -97,3 +97,21 @@ def test_contracts_folders_replace_the_repositorys_and_a_missing_one_is_named(tm
     monkeypatch.setenv(CONTRACTS_ENV, f"{mine}{os.pathsep}{missing}")
     with pytest.raises(ValueError, match=f"{CONTRACTS_ENV}=.*not a folder: {missing}"):
         settings.datasets_dirs()
+
+
+def test_the_components_contracts_folders_are_read_again_when_its_file_changes(tmp_path, monkeypatch):
+    instance = tmp_path / "defs.yaml"
+    monkeypatch.setattr(settings, "DATASETS_COMPONENT", instance)
+    monkeypatch.delenv(CONTRACTS_ENV, raising=False)
+    monkeypatch.delenv(settings.DATASETS_ENV, raising=False)
+    instance.write_text("type: data_platform.components.datasets.DatasetsComponent\n"
+                        "attributes:\n  contracts_dirs: [datasets]\n")
+    assert settings.contracts_dirs() == ["datasets"]
+    instance.write_text("type: data_platform.components.datasets.DatasetsComponent\n"
+                        "attributes:\n  contracts_dirs: [mine, more]\n")
+    assert settings.contracts_dirs() == ["mine", "more"]
+    assert settings.datasets_dirs() == [PROJECT_ROOT / "mine", PROJECT_ROOT / "more"]
+    instance.write_text("type: data_platform.components.datasets.DatasetsComponent\n"
+                        "attributes:\n  contracts_dirs: mine\n")
+    with pytest.raises(ValueError, match=f"{instance}: attributes.contracts_dirs must be a list"):
+        settings.contracts_dirs()
