@@ -114,6 +114,8 @@ def test_an_older_version_reads_back_and_a_restore_is_a_new_version_that_dagster
     event = instance.get_latest_materialization_event(AssetKey(["cleaned", "flights"]))
     assert event.asset_materialization.metadata["reason"].value == "sampled by mistake"
     assert event.asset_materialization.metadata["restored_version"].value == 0
+    restored_day = dt.date.fromisoformat(event.asset_materialization.partition)
+    assert event.asset_materialization.metadata["dagster/row_count"].value == original[restored_day][0]
     assert event.asset_materialization.metadata["table_version"].value == restore["version"]
     # the restore itself can be undone: it is a version like any other
     assert main(["table", "restore", "cleaned.flights", "--version", str(rerun["version"]), "--reason", "undo"]) == 0

@@ -135,11 +135,15 @@ def _restore(name: str, target, reason: str) -> int:
         metadata = {"restored_version": restored, "table_version": version, "replaced_version": before_version,
                     "reason": reason, "dagster/uri": MetadataValue.path(storage.table_uri(name)),
                     "operation": "table restore"}
+        rows = _rows_by_day(wanted)
         partitions = changed
         for day in partitions:
+            held = f"restored to version {restored}" if day in after_files else \
+                f"restored to version {restored}, which has no rows for this day"
             instance.report_runless_asset_event(AssetMaterialization(
                 asset_key=AssetKey.from_user_string(asset_key), partition=day,
-                description=f"{name} restored to version {restored}: {reason}", metadata=metadata))
+                description=f"{name} {held}: {reason}",
+                metadata={**metadata, "dagster/row_count": rows.get(day, 0)}))
     print(f"{name}: version {version} restores version {restored} ({len(changed)} day(s) changed); "
           f"recorded in Dagster as {len(partitions)} materialization(s) of {asset_key}")
     return 0
@@ -152,6 +156,20 @@ def _writing_asset(name: str) -> str:
             return commit["asset_key"]
     raise StorageError(f"no commit of {name} names the asset that writes it, so a restore could not be "
                        "recorded in Dagster; materialize the asset once first")
+
+
+def _rows_by_day(table) -> dict[Optional[str], int]:
+    """Rows of each day of a table version, from its log (no data file is read)."""
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True))
+    days = (actions.column("partition.day").to_pylist() if "partition.day" in actions.column_names
+            else [None] * actions.num_rows)
+    rows: dict[Optional[str], int] = {}
+    for day, count in zip(days, actions.column("num_records").to_pylist()):
+        key = None if day is None else str(day)
+        rows[key] = rows.get(key, 0) + (count or 0)
+    return rows
 
 
 def _files_by_day(table) -> dict[Optional[str], frozenset]:

@@ -25,52 +25,69 @@ def _row_label(frame, index, contract: TableContract) -> str:
     return " ".join(str(row[name]) for name in contract.unique if name != "day") or f"row {index}"
 
 
-def validate_contract(frame, contract: TableContract, partition_of: Callable) -> tuple[Evaluation, dict]:
-    """Validate lazily: metadata with counts per failed check and column and a sample of failure
-    cases, and the problems found per partition."""
-    import pandera.pandas as pa
+# Days validated per pandas frame: pandera needs the rows in memory, so a long range is read a month
+# at a time (a year of 10x the bundled flights in one frame took 7 GiB). The unique key includes the
+# day, so no duplicate spans two chunks; the `keys` check kind also asserts it over the whole range.
+DAYS_PER_FRAME = 31
 
-    try:
-        to_pandera(contract).validate(frame, lazy=True)
-        failures = None
-    except pa.errors.SchemaErrors as error:
-        failures = error.failure_cases
-    verdicts: dict[str, list] = {}
-    counts, sample = {}, []
-    if failures is not None:
+
+class ContractFailures:
+    """Pandera's failure cases of one or more frames of a table: counts per check and column, a sample
+    of failing rows, and the problems per partition."""
+
+    def __init__(self, contract: TableContract):
+        self.contract = contract
+        self.counts: dict[tuple[str, str], dict] = {}
+        self.sample: list[TableRecord] = []
+        self.problems: dict[str, list[str]] = {}
+        self.table_failures: set[tuple[str, str]] = set()
+
+    def validate(self, frame, partition_of: Callable) -> None:
+        import pandera.pandas as pa
+
+        try:
+            to_pandera(self.contract).validate(frame, lazy=True)
+            return
+        except pa.errors.SchemaErrors as error:
+            failures = error.failure_cases
         for case in failures.itertuples(index=False):
             index = None if case.index is None or (isinstance(case.index, float) and case.index != case.index) else case.index
             partition = partition_of(frame, index)
             column = case.column if isinstance(case.column, str) else "(table)"
-            entry = counts.setdefault((column, str(case.check)), {"failures": 0, "partitions": set()})
+            if index is None:  # a failure of the table (a missing column) is found again in every frame
+                if (column, str(case.check)) in self.table_failures:
+                    continue
+                self.table_failures.add((column, str(case.check)))
+            entry = self.counts.setdefault((column, str(case.check)), {"failures": 0, "partitions": set()})
             entry["failures"] += 1
             entry["partitions"].add(partition)
-            verdicts.setdefault(partition, []).append(f"{column}: {case.check}")
-            if len(sample) < SAMPLE_ROWS:
-                sample.append(TableRecord({
+            self.problems.setdefault(partition, []).append(f"{column}: {case.check}")
+            if len(self.sample) < SAMPLE_ROWS:
+                self.sample.append(TableRecord({
                     "partition": partition, "column": column, "check": str(case.check),
-                    "value": str(case.failure_case)[:120], "row": _row_label(frame, index, contract),
+                    "value": str(case.failure_case)[:120], "row": _row_label(frame, index, self.contract),
                 }))
-    counts_table = MetadataValue.table(
-        records=[
-            TableRecord({"column": column, "check": check, "failures": entry["failures"],
-                         "partitions": ", ".join(sorted(entry["partitions"]))})
-            for (column, check), entry in sorted(counts.items())
-        ],
-        schema=TableSchema(columns=[TableColumn("column", "string"), TableColumn("check", "string"),
-                                    TableColumn("failures", "int"), TableColumn("partitions", "string")]),
-    )
-    sample_table = MetadataValue.table(
-        records=sample,
-        schema=TableSchema(columns=[TableColumn(n, "string") for n in ("partition", "column", "check", "value", "row")]),
-    )
-    metadata = {
-        "failure_cases": sum(entry["failures"] for entry in counts.values()),
-        "failures_by_check_and_column": counts_table,
-        "failure_sample": sample_table,
-        "contract": contract.name,
-    }
-    return Evaluation(verdicts=[], metadata=metadata), verdicts
+
+    def metadata(self) -> dict:
+        counts_table = MetadataValue.table(
+            records=[
+                TableRecord({"column": column, "check": check, "failures": entry["failures"],
+                             "partitions": ", ".join(sorted(entry["partitions"]))})
+                for (column, check), entry in sorted(self.counts.items())
+            ],
+            schema=TableSchema(columns=[TableColumn("column", "string"), TableColumn("check", "string"),
+                                        TableColumn("failures", "int"), TableColumn("partitions", "string")]),
+        )
+        sample_table = MetadataValue.table(
+            records=self.sample,
+            schema=TableSchema(columns=[TableColumn(n, "string") for n in ("partition", "column", "check", "value", "row")]),
+        )
+        return {
+            "failure_cases": sum(entry["failures"] for entry in self.counts.values()),
+            "failures_by_check_and_column": counts_table,
+            "failure_sample": sample_table,
+            "contract": self.contract.name,
+        }
 
 
 def _summarize(problems: list[str]) -> str:
@@ -82,20 +99,27 @@ def _summarize(problems: list[str]) -> str:
 
 def contract_evaluation(contract: TableContract) -> Callable:
     def evaluate(conn, days: Days) -> Evaluation:
-        where, params = scope(days)
-        frame = conn.execute(f"SELECT * FROM {contract.name} {where}", params).df()
+        from data_platform.compute import chunks
+
         whole = f"{days[0]}..{days[1]}" if days else TABLE
-        if days is None:
-            rows = {None: len(frame)}
-        else:
-            rows = frame.groupby(frame["day"].dt.date).size().to_dict() if len(frame) else {}
+        failures, rows = ContractFailures(contract), {}
 
         def partition_of(data, index) -> str:
             if days is None or index is None or index not in data.index:
                 return whole
             return str(data.at[index, "day"].date())
 
-        evaluation, problems = validate_contract(frame, contract, partition_of)
+        for part in [None] if days is None else chunks(days[0], days[1], DAYS_PER_FRAME):
+            where, params = scope(part)
+            frame = conn.execute(f"SELECT * FROM {contract.name} {where}", params).df()
+            if days is None:
+                rows[None] = len(frame)
+            elif len(frame):
+                rows.update(frame.groupby(frame["day"].dt.date).size().to_dict())
+            failures.validate(frame, partition_of)
+            del frame
+
+        problems = failures.problems
         verdicts = per_partition(days, lambda day: Verdict(
             label(day), label(day) not in problems,
             _summarize(problems[label(day)]) if label(day) in problems else f"{rows.get(day, 0)} rows valid",
@@ -103,8 +127,7 @@ def contract_evaluation(contract: TableContract) -> Callable:
         ))
         if days is not None and problems.get(whole):  # schema-level failures (a missing column) concern the range
             verdicts.append(Verdict(whole, False, _summarize(problems[whole]), {"failure_cases": len(problems[whole])}))
-        evaluation.verdicts = verdicts
-        return evaluation
+        return Evaluation(verdicts=verdicts, metadata=failures.metadata())
 
     return evaluate
 
