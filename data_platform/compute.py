@@ -54,9 +54,10 @@ class Chunk:
 
 
 def run_chunk(task: str, name: str, first: dt.date, last: dt.date, writer: dict, environment: dict,
-              source: Optional[dict] = None) -> Chunk:
+              source: Optional[dict] = None, conn=None) -> Chunk:
     """One task over days first..last of dataset `name`, in this process; commits those days.
-    `source`: the `source` resource's configuration (ingestion)."""
+    `source`: the `source` resource's configuration (ingestion); `conn`: a storage connection to work
+    in (in process, the chunks of a step share one), else one is opened for the chunk."""
     from data_platform import storage
     from data_platform.assets.raw import ingest
     from data_platform.cleaning import clean
@@ -64,7 +65,7 @@ def run_chunk(task: str, name: str, first: dt.date, last: dt.date, writer: dict,
     from data_platform.ingest import SourceResource
 
     started = time.perf_counter()
-    with _environment(environment), storage.connection() as conn:
+    with _environment(environment), (contextlib.nullcontext(conn) if conn else storage.connection()) as conn:
         storage.record_writer(conn, writer)
         if task == "ingest":
             outcome = ingest(conn, SourceResource(**source), dataset(name), first, last, writer.get("dagster_run_id", ""))
@@ -161,22 +162,28 @@ class ComputeResource(ConfigurableResource):
         """The chunks one after another; an error is raised as the task raised it (retry policies see it)."""
         from data_platform import storage
 
-        ranges = chunks(first, last, self.chunk_days or PROCESS_CHUNK_DAYS)
+        size = self.chunk_days or PROCESS_CHUNK_DAYS
+        if task == "ingest" and not _reads_daily_files(name, source):
+            size = (last - first).days + 1  # one source file: every chunk would read all of it, so read it once
+        ranges = chunks(first, last, size)
         done = []
-        for a, b in ranges:
-            try:
-                chunk = run_chunk(task, name, a, b, writer, environment, source)
-            except storage.ConcurrentWrite as error:
-                context.log.warning(str(error))
-                raise RetryRequested(max_retries=storage.CONFLICT_RETRIES, seconds_to_wait=1) from error
-            except Exception:
-                if done:
-                    context.log.warning(f"{task} {name}: chunk {a}..{b} failed; committed before it: "
-                                        + ", ".join(f"{c.first}..{c.last}" for c in done))
-                raise
-            done.append(chunk)
-            if len(ranges) > 1:
-                context.log.info(_finished(chunk, len(done), len(ranges)))
+        # One connection for the step: each chunk's commit re-reads the table it wrote; the tables it
+        # reads stay at the versions the step started from.
+        with storage.connection() as conn:
+            for a, b in ranges:
+                try:
+                    chunk = run_chunk(task, name, a, b, writer, environment, source, conn)
+                except storage.ConcurrentWrite as error:
+                    context.log.warning(str(error))
+                    raise RetryRequested(max_retries=storage.CONFLICT_RETRIES, seconds_to_wait=1) from error
+                except Exception:
+                    if done:
+                        context.log.warning(f"{task} {name}: chunk {a}..{b} failed; committed before it: "
+                                            + ", ".join(f"{c.first}..{c.last}" for c in done))
+                    raise
+                done.append(chunk)
+                if len(ranges) > 1:
+                    context.log.info(_finished(chunk, len(done), len(ranges)))
         metadata = {"compute": "in process", "chunks_in_run": len(done)}
         if len(done) > 1:
             metadata["chunk_log"] = _chunk_log(done)
@@ -253,6 +260,13 @@ class ComputeResource(ConfigurableResource):
                           allow_retries=False)
         self._opened, self._client = opened, client
         return client
+
+
+def _reads_daily_files(name: str, source: Optional[dict]) -> bool:
+    from data_platform.datasets import dataset
+    from data_platform.ingest import SourceResource
+
+    return SourceResource(**source).effective(dataset(name)).type == "landing"
 
 
 def _finished(chunk: Chunk, count: int, total: int) -> str:

@@ -127,6 +127,7 @@ def read_feature_window(conn, first: dt.date, last: dt.date) -> pd.DataFrame:
     import pandas as pd
     import pyarrow as pa
 
+    conn.complete()  # a relation's result needs the connection free of an earlier, unfinished one
     table = conn.sql(f"SELECT * FROM {FEATURES_CONTRACT.name} WHERE day BETWEEN ? AND ? ORDER BY {', '.join(KEY)}",
                      params=[first, last]).to_arrow_table()
     nullable = {pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),
