@@ -87,14 +87,18 @@ def build_model(params: ModelParams):
 # 100 boosting iterations on 80k rows took 6-7 s with 2 threads and 1.7-1.9 s with 1 (threads that
 # wait for a busy core stall every other thread); on an idle machine 2 threads gain little more.
 DEFAULT_THREADS = 1
+PREDICT_BATCH_ROWS = 250_000
 
 
 def fit(frame: pd.DataFrame, params: ModelParams, threads: int = DEFAULT_THREADS):
+    """The pipeline fitted step by step, as `Pipeline.fit` does, so that the input frame is freed before
+    the classifier bins its copy (at 10x, 2.4 M training rows, 0.7 GiB less at the peak)."""
     from threadpoolctl import threadpool_limits
 
     model = build_model(params)
     with threadpool_limits(limits=threads, user_api="openmp"):
-        model.fit(model_inputs(frame), labels(frame))
+        prepared = model.named_steps["prepare"].fit_transform(model_inputs(frame))
+        model.named_steps["classifier"].fit(prepared, labels(frame))
     return model
 
 
@@ -102,8 +106,9 @@ def predict(model, frame: pd.DataFrame, threads: int = DEFAULT_THREADS) -> np.nd
     """Probability of arriving more than 15 minutes late."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads, user_api="openmp"):
-        return model.predict_proba(model_inputs(frame))[:, 1]
+    with threadpool_limits(limits=threads, user_api="openmp"):  # in batches: scoring holds a batch's inputs
+        return np.concatenate([model.predict_proba(model_inputs(frame.iloc[start:start + PREDICT_BATCH_ROWS]))[:, 1]
+                               for start in range(0, max(len(frame), 1), PREDICT_BATCH_ROWS)])
 
 
 def metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
