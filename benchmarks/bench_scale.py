@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1,10", help="copies of the flights year, comma separated (default 1,10)")
     parser.add_argument("--configs", default="in-process,cluster", help="in-process and/or cluster")
     parser.add_argument("--no-month", action="store_true", help="skip the January in process vs cluster row")
-    parser.add_argument("--stretch", action="store_true", help="also 100x raw -> cleaned -> features in process")
+    parser.add_argument("--stretch", action="store_true", help="also 100x raw -> cleaned -> features in process (the generator's carrier codes are valid "
+                        "for 10 copies: cleaning quarantines most of the 100x rows; see README, Ten times the data)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
     scales = [int(s) for s in args.scales.split(",")]
