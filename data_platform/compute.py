@@ -31,7 +31,7 @@ from dagster import ConfigurableResource, Failure, InitResourceContext, Metadata
 from pydantic import Field, PrivateAttr
 
 from data_platform import settings
-from data_platform.partitions import days_between
+from data_platform.partitions import day_chunks
 
 SCHEDULER_ENV = "DATA_PLATFORM_DASK_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
@@ -165,7 +165,7 @@ class ComputeResource(ConfigurableResource):
         size = self.chunk_days or PROCESS_CHUNK_DAYS
         if task == "ingest" and not _reads_daily_files(name, source):
             size = (last - first).days + 1  # one source file: every chunk would read all of it, so read it once
-        ranges = chunks(first, last, size)
+        ranges = day_chunks(first, last, size)
         done = []
         # One connection for the step: each chunk's commit re-reads the table it wrote; the tables it
         # reads stay at the versions the step started from.
@@ -193,7 +193,7 @@ class ComputeResource(ConfigurableResource):
         from distributed import as_completed
 
         size = self.chunk_days or CLUSTER_CHUNK_DAYS
-        ranges = chunks(first, last, size)
+        ranges = day_chunks(first, last, size)
         # a local:N cluster (and its dashboard) ends with the run: its link is for watching the run only
         ephemeral = self.scheduler.startswith("local:")
         dashboard = client.dashboard_link if _dashboard(client) else None
@@ -298,11 +298,6 @@ def _has_dashboard() -> bool:
 def _dashboard(client) -> bool:
     """Whether the scheduler serves its dashboard (it needs bokeh, and may be started without it)."""
     return "dashboard" in client.scheduler_info().get("services", {})
-
-
-def chunks(first: dt.date, last: dt.date, size: int) -> list[tuple[dt.date, dt.date]]:
-    days = days_between(first, last)
-    return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), size)]
 
 
 def merged(chunks_done: list[Chunk]) -> Any:

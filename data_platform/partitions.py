@@ -53,3 +53,9 @@ def run_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
 
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def day_chunks(first: dt.date, last: dt.date, size: int) -> list[tuple[dt.date, dt.date]]:
+    """first..last as consecutive ranges of at most `size` days."""
+    days = days_between(first, last)
+    return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), size)]

@@ -13,6 +13,7 @@ from data_platform.checks.framework import (
 )
 from data_platform.checks.kinds import CheckKind, register
 from data_platform.contracts import TableContract, to_pandera
+from data_platform.partitions import day_chunks
 
 
 def _row_label(frame, index, contract: TableContract) -> str:
@@ -100,8 +101,6 @@ def _summarize(problems: list[str]) -> str:
 
 def contract_evaluation(contract: TableContract) -> Callable:
     def evaluate(conn, days: Days) -> Evaluation:
-        from data_platform.compute import chunks
-
         whole = f"{days[0]}..{days[1]}" if days else TABLE
         failures, rows = ContractFailures(contract), {}
 
@@ -110,7 +109,7 @@ def contract_evaluation(contract: TableContract) -> Callable:
                 return whole
             return str(data.at[index, "day"].date())
 
-        for part in [None] if days is None else chunks(days[0], days[1], DAYS_PER_FRAME):
+        for part in [None] if days is None else day_chunks(days[0], days[1], DAYS_PER_FRAME):
             where, params = scope(part)
             frame = conn.execute(f"SELECT * FROM {contract.name} {where}", params).df()
             if days is None:
